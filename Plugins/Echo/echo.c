@@ -1,0 +1,59 @@
+/*
+ * Echo: the C example plugin. Handler "echo" answers every comm_msg with a
+ * comm_msg whose data, metadata and buffers are byte for byte what arrived.
+ * It keeps no per-comm state, so its instance pointer is NULL, and it does
+ * not implement hand-off: a reload closes its comms.
+ */
+#include "comm_plugin.h"
+
+static const commhost_host_api *host;
+
+static commhost_status echo_init(const commhost_host_api *api, commhost_str config, void **out_library) {
+    (void)config;
+    host = api;
+    *out_library = NULL;
+    return COMMHOST_OK;
+}
+
+static commhost_status echo_open(void *library, commhost_comm *comm,
+                                 const commhost_message *message, void **out_instance) {
+    (void)library; (void)comm; (void)message;
+    *out_instance = NULL;
+    return COMMHOST_OK;
+}
+
+static commhost_status echo_message(void *instance, commhost_comm *comm, const commhost_message *message) {
+    (void)instance;
+    /* The host copies what it is given before send returns, so the borrowed
+       inbound message can be sent back as it is. */
+    return host->send(comm, message);
+}
+
+static const commhost_handler echo_handler = {
+    .struct_size = sizeof(commhost_handler),
+    .name = "echo",
+    .open = echo_open,
+    .message = echo_message,
+    .close = NULL,
+    .snapshot = NULL,
+    .restore = NULL,
+};
+
+static const commhost_handler *const echo_handlers[] = { &echo_handler };
+
+static const commhost_plugin echo_plugin = {
+    .struct_size = sizeof(commhost_plugin),
+    .abi_major = COMMHOST_ABI_MAJOR,
+    .abi_minor = COMMHOST_ABI_MINOR,
+    .flags = COMMHOST_PLUGIN_CONCURRENT,
+    .name = "echo",
+    .version = "1.0.0",
+    .init = echo_init,
+    .deinit = NULL,
+    .handlers = echo_handlers,
+    .handler_count = 1,
+};
+
+COMMHOST_DECLARE_ENTRY {
+    return &echo_plugin;
+}

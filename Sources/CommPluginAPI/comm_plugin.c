@@ -1,0 +1,2 @@
+/* Compiles the ABI header as C11 so its layout assertions run in every build. */
+#include "comm_plugin.h"
