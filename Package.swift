@@ -17,7 +17,7 @@ let package = Package(
         .executableTarget(name: "commhost", dependencies: ["CommHost"]),
         .target(name: "Echo", dependencies: ["CommPluginAPI"], path: "Plugins/Echo"),
         .target(name: "Counter", dependencies: ["CommPluginKit"], path: "Plugins/Counter"),
-        .testTarget(name: "CommHostTests", dependencies: ["CommHost"]),
+        .testTarget(name: "CommHostTests", dependencies: ["CommHost"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,50 @@
+/// `commhost inspect`: load one library through the real loader in a
+/// throwaway staging area and describe it.
+public enum Inspect {
+    /// Loads `path` and returns what to print and the exit code: 0 and the
+    /// library's name, version, ABI version and handlers for a valid plugin;
+    /// 1 and the loader's one-line reason otherwise.
+    public static func run(path: String, json: Bool) -> (output: String, exitCode: Int32) {
+        let staging: StagingArea
+        do {
+            staging = try StagingArea()
+        } catch {
+            return (render(error: error, json: json), 1)
+        }
+        defer { staging.removeAll() }
+        let library: PluginLibrary
+        do {
+            library = try PluginLibrary.load(path: path, staging: staging)
+        } catch {
+            return (render(error: error, json: json), 1)
+        }
+        defer { library.retire() }
+        if json {
+            var out = "{\"ok\":true,\"path\":\(JSONText.string(path)),\"name\":\(JSONText.string(library.name))"
+            out += ",\"version\":\(JSONText.string(library.version)),\"abi\":\(JSONText.string("\(library.abiMajor).\(library.abiMinor)"))"
+            out += ",\"sha256\":\"\(library.sha256)\",\"swift\":\(library.containsSwift),\"concurrent\":\(library.concurrent)"
+            out += ",\"handlers\":[" + library.handlers.map { handler in
+                "{\"name\":\(JSONText.string(handler.name)),\"hand_off\":\(handler.supportsHandOff)}"
+            }.joined(separator: ",") + "]}"
+            return (out, 0)
+        }
+        var lines = [
+            "path:     \(path)",
+            "name:     \(library.name)",
+            "version:  \(library.version)",
+            "abi:      \(library.abiMajor).\(library.abiMinor)",
+            "sha256:   \(library.sha256)",
+            "language: \(library.containsSwift ? "Swift (never unloaded)" : "C (unloadable)")",
+            "calls:    \(library.concurrent ? "concurrent" : "serialized")",
+            "handlers:",
+        ]
+        for handler in library.handlers {
+            lines.append("  \(handler.name)" + (handler.supportsHandOff ? " (hand-off on reload)" : ""))
+        }
+        return (lines.joined(separator: "\n"), 0)
+    }
+
+    private static func render(error: LoadError, json: Bool) -> String {
+        json ? "{\"ok\":false,\"path\":\(JSONText.string(error.path)),\"error\":\(JSONText.string(error.description))}" : error.description
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import XCTest
+
+/// Paths and builders shared by the tests: the build folder (where
+/// `swift build`/`swift test` put the commhost binary and the example
+/// plugins), the repository root, and a C compiler for plugin variants.
+enum TestSupport {
+    /// The repository root (two levels above this file's folder).
+    static let repoRoot: String = {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }()
+
+    /// The folder holding the test bundle, the commhost binary and the built plugins.
+    static let buildDirectory: String = {
+        var url = Bundle.main.bundleURL
+        if url.pathExtension == "xctest" { url.deleteLastPathComponent() }
+        if !FileManager.default.fileExists(atPath: url.appendingPathComponent("commhost").path) {
+            url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            if url.pathExtension == "xctest" { url.deleteLastPathComponent() }
+        }
+        return url.path
+    }()
+
+    /// The built `commhost` executable.
+    static var commhostBinary: String { buildDirectory + "/commhost" }
+
+    /// A built example plugin, e.g. `plugin("Echo")` -> `.../libEchoPlugin.so`.
+    static func plugin(_ name: String) -> String { buildDirectory + "/lib\(name)Plugin.so" }
+
+    /// The ABI header's folder.
+    static var includeDirectory: String { repoRoot + "/Sources/CommPluginAPI/include" }
+
+    /// A fresh private (0700) temporary directory, removed when the test ends.
+    static func temporaryDirectory(_ test: XCTestCase) throws -> String {
+        let path = NSTemporaryDirectory() + "commhost-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// Compiles C `source` (a path) into a shared library at `output` with
+    /// extra `flags`; fails the test with the compiler's output otherwise.
+    @discardableResult
+    static func compileC(source: String, output: String, flags: [String] = [], shared: Bool = true) throws -> String {
+        var arguments = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-I", includeDirectory]
+        if shared { arguments.append("-shared") }
+        arguments += flags + ["-o", output, source]
+        let result = try run("/usr/bin/cc", arguments)
+        guard result.status == 0 else {
+            throw NSError(domain: "cc", code: Int(result.status), userInfo: [NSLocalizedDescriptionKey: "cc failed: \(result.output)"])
+        }
+        return output
+    }
+
+    /// Runs a program to completion and returns its exit status and merged output.
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The text of /proc/self/maps (String(contentsOfFile:) truncates /proc files).
+    static func mappedFiles() -> String {
+        let handle = FileHandle(forReadingAtPath: "/proc/self/maps")!
+        defer { try? handle.close() }
+        return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    /// Path of a fixture under Tests/CommHostTests/Fixtures.
+    static func fixture(_ name: String) -> String { repoRoot + "/Tests/CommHostTests/Fixtures/" + name }
+}
