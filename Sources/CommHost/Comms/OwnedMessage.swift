@@ -1,0 +1,92 @@
+import CommPluginAPI
+
+/// A comm message whose bytes the host owns: what a plugin or client gave,
+/// copied so it outlives the call that passed it (close callbacks that run
+/// later, for instance).
+struct OwnedMessage: Sendable {
+    /// JSON object text; empty means `{}`.
+    var data: [UInt8] = []
+    /// JSON object text; empty means `{}`.
+    var metadata: [UInt8] = []
+    /// Raw buffers.
+    var buffers: [[UInt8]] = []
+
+    /// An empty message (`{}` data and metadata, no buffers).
+    static let empty = OwnedMessage()
+
+    /// Copies a borrowed ABI message (NULL gives the empty message).
+    init(copying message: UnsafePointer<commhost_message>?) {
+        guard let m = message?.pointee else { return }
+        data = Self.bytes(m.data)
+        metadata = Self.bytes(m.metadata)
+        if let list = m.buffers, m.buffer_count > 0 {
+            buffers = (0..<m.buffer_count).map { i in
+                guard let ptr = list[i].ptr else { return [] }
+                return Array(UnsafeBufferPointer(start: ptr, count: list[i].len))
+            }
+        }
+    }
+
+    init(data: [UInt8] = [], metadata: [UInt8] = [], buffers: [[UInt8]] = []) {
+        self.data = data
+        self.metadata = metadata
+        self.buffers = buffers
+    }
+
+    /// Calls `body` with a borrowed ABI view of this message.
+    func withMessage<R>(_ body: (UnsafePointer<commhost_message>) -> R) -> R {
+        data.withUnsafeBytes { data in
+            metadata.withUnsafeBytes { metadata in
+                MessageView.with(data: data, metadata: metadata, buffers: buffers, body)
+            }
+        }
+    }
+
+    private static func bytes(_ slice: commhost_str) -> [UInt8] {
+        guard let ptr = slice.ptr, slice.len > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: ptr, count: slice.len))
+    }
+}
+
+/// Builds the borrowed `commhost_message` a plugin callback receives.
+enum MessageView {
+    /// `{}`, for absent data or metadata.
+    static let emptyObject: StaticString = "{}"
+
+    /// Calls `body` with a message whose data and metadata point at the given
+    /// bytes (empty means `{}`) and whose buffers point at `buffers`.
+    static func with<R>(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, buffers: [[UInt8]],
+                        _ body: (UnsafePointer<commhost_message>) -> R) -> R {
+        var message = commhost_message(struct_size: MemoryLayout<commhost_message>.size,
+                                       data: slice(data), metadata: slice(metadata), buffers: nil, buffer_count: 0)
+        if buffers.isEmpty {
+            return withUnsafePointer(to: &message, body)
+        }
+        // One contiguous copy gives every buffer a stable address for the call.
+        let total = buffers.reduce(0) { $0 + $1.count }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 16)
+        let slices = UnsafeMutablePointer<commhost_bytes>.allocate(capacity: buffers.count)
+        defer {
+            storage.deallocate()
+            slices.deallocate()
+        }
+        var offset = 0
+        for (i, buffer) in buffers.enumerated() {
+            buffer.withUnsafeBytes { src in
+                if src.count > 0 { (storage.baseAddress! + offset).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            }
+            slices[i] = commhost_bytes(ptr: (storage.baseAddress! + offset).assumingMemoryBound(to: UInt8.self), len: buffer.count)
+            offset += buffer.count
+        }
+        message.buffers = UnsafePointer(slices)
+        message.buffer_count = buffers.count
+        return withUnsafePointer(to: &message, body)
+    }
+
+    private static func slice(_ bytes: UnsafeRawBufferPointer) -> commhost_str {
+        if bytes.count == 0 {
+            return commhost_str(ptr: UnsafeRawPointer(emptyObject.utf8Start).assumingMemoryBound(to: CChar.self), len: 2)
+        }
+        return commhost_str(ptr: bytes.baseAddress!.assumingMemoryBound(to: CChar.self), len: bytes.count)
+    }
+}

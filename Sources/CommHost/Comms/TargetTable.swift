@@ -1,0 +1,26 @@
+import Synchronization
+
+/// The target_name -> handler bindings every session looks up on comm_open.
+/// Built from the manifest; replaced whole on a manifest reload. Client
+/// input only ever looks names up here: it can never cause a load.
+public final class TargetTable: Sendable {
+    private let bindings: Mutex<[String: Handler]>
+
+    /// A table with `bindings`.
+    public init(_ bindings: [String: Handler] = [:]) {
+        self.bindings = Mutex(bindings)
+    }
+
+    /// The handler bound to `targetName`, if any.
+    public func handler(for targetName: String) -> Handler? {
+        bindings.withLock { $0[targetName] }
+    }
+
+    /// Every binding, for stats and reload.
+    public var all: [String: Handler] { bindings.withLock { $0 } }
+
+    /// Replaces every binding at once.
+    public func replace(with new: [String: Handler]) {
+        bindings.withLock { $0 = new }
+    }
+}
