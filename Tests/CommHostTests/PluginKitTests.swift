@@ -16,8 +16,12 @@ final class PluginKitTests: XCTestCase {
         KitTestHost.reset()
     }
 
-    private func loadCounter() throws -> CounterLibrary {
-        try CounterLibrary(copyIn: dir)
+    private func loadCounter() throws -> LoadedLibrary {
+        try LoadedLibrary(copyIn: dir)
+    }
+
+    private func loadProbe() throws -> LoadedLibrary {
+        try LoadedLibrary(copyIn: dir, of: ProbePlugin.build(variant: nil))
     }
 
     // MARK: Descriptor
@@ -252,35 +256,332 @@ final class PluginKitTests: XCTestCase {
         first.deinitialize()
         second.deinitialize()
     }
+
+    // MARK: The kit with several handler types (the probe plugin, compiled here)
+
+    func testLibraryWithTwoHandlerTypesOpensEachAsItsOwnType() throws {
+        let library = try loadProbe().initialized()
+        let plugin = library.descriptor.pointee
+        XCTAssertEqual(plugin.handler_count, 2)
+        XCTAssertEqual((0..<2).map { String(cString: plugin.handlers![$0]!.pointee.name) }, ["probe", "second"])
+        library.handlerIndex = 1
+        let comm = KitTestHost.makeComm(id: "s1")
+        _ = try library.open(comm, data: "{}")
+        XCTAssertEqual(KitTestHost.sends(), [.init(comm: "s1", data: #"{"method":"opened","text":"second"}"#)])
+    }
+
+    func testHandlerWithoutHandOffHasNoSnapshotOrRestore() throws {
+        let plugin = try loadProbe().descriptor.pointee
+        XCTAssertNil(plugin.handlers![0]!.pointee.snapshot)
+        XCTAssertNil(plugin.handlers![0]!.pointee.restore)
+    }
+
+    func testConcurrentExportSetsTheConcurrentFlag() throws {
+        let plugin = try loadProbe().descriptor.pointee
+        XCTAssertEqual(plugin.flags & COMMHOST_PLUGIN_CONCURRENT, COMMHOST_PLUGIN_CONCURRENT)
+    }
+
+    func testDuplicateHandlerNamesMakeTheEntryReturnNull() throws {
+        let path = try ProbePlugin.build(variant: "DUPLICATE_NAMES")
+        XCTAssertNil(try LoadedLibrary.load(copyIn: dir, of: path))
+    }
+
+    func testMessageDataMetadataAndBuffersArriveAndSendByteForByte() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        let data = #"{"method": "echo", "x": [1, 2.5, "é"]}"#
+        let metadata = #"{"version": "2.1.0"}"#
+        let buffers: [[UInt8]] = [[0, 1, 2, 255], [], Array(repeating: 7, count: 64)]
+        XCTAssertEqual(library.message(instance, comm, data: data, metadata: metadata, buffers: buffers), COMMHOST_OK)
+        XCTAssertEqual(KitTestHost.sends(), [.init(comm: "p1", data: data, metadata: metadata, buffers: buffers)])
+    }
+
+    func testCommReportsIdTargetAndLibraryConfiguration() throws {
+        let library = try loadProbe().initialized(config: #"{"greeting":"hi"}"#)
+        let comm = KitTestHost.makeComm(id: "p1", target: "probe.target")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"whoami"}"#), COMMHOST_OK)
+        XCTAssertEqual(KitTestHost.sends().map(\.data), [#"{"method":"whoami","text":"p1 probe.target {\"greeting\":\"hi\"}"}"#])
+    }
+
+    func testPluginErrorSetsItsStatusAndText() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"fail_status"}"#), COMMHOST_ELIMIT)
+        XCTAssertEqual(KitTestHost.errors(), ["too big, as asked"])
+    }
+
+    func testOtherThrownErrorFailsWithEFAILAndItsDescription() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"fail_other"}"#), COMMHOST_EFAIL)
+        XCTAssertEqual(KitTestHost.errors(), ["probe failed in its own way"])
+    }
+
+    func testOpenThrowingPluginErrorReturnsItsStatusAndKeepsNoInstance() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let (status, instance) = library.openStatus(comm, data: #"{"refuse":true}"#)
+        XCTAssertEqual(status, COMMHOST_ELIMIT)
+        XCTAssertNil(instance)
+        XCTAssertEqual(KitTestHost.errors(), ["refused as asked"])
+        XCTAssertEqual(KitTestHost.references(comm), 0)
+    }
+
+    func testSendOfNonObjectDataReportsTheHostsJSONStatus() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"bad_json"}"#), COMMHOST_EJSON)
+        XCTAssertTrue(try XCTUnwrap(KitTestHost.errors().last).contains("JSON object"))
+    }
+
+    func testPluginCloseSendsCloseWithEncodedData() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"close"}"#), COMMHOST_OK)
+        XCTAssertEqual(KitTestHost.closes(), [.init(comm: "p1", data: #"{"method":"bye","text":"closing"}"#)])
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"close"}"#), COMMHOST_ECLOSED, "a second close is refused")
+    }
+
+    func testCloseCauseReachesTheHandler() throws {
+        let library = try loadProbe().initialized()
+        let causes: [(commhost_close_cause, String)] = [
+            (COMMHOST_CLOSE_CLIENT, "client"), (COMMHOST_CLOSE_PLUGIN, "plugin"),
+            (COMMHOST_CLOSE_SESSION_ENDED, "sessionEnded"), (COMMHOST_CLOSE_SHUTDOWN, "shutdown"),
+            (COMMHOST_CLOSE_REMOVED, "removed"), (COMMHOST_CLOSE_RELOAD, "reload"),
+            (commhost_close_cause(rawValue: 99), "other(99)"),
+        ]
+        for (cause, _) in causes {
+            let comm = KitTestHost.makeComm(id: "p1")
+            let instance = try library.open(comm, data: "{}")
+            library.close(instance, comm, cause: cause, data: #"{"bye":1}"#)
+        }
+        let info = String(COMMHOST_LOG_INFO.rawValue)
+        XCTAssertEqual(KitTestHost.logs(), causes.map { "\(info) closed: \($0.1) {\"bye\":1}" })
+    }
+
+    func testHandlerLogReachesHostLogWithLevel() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"log"}"#), COMMHOST_OK)
+        XCTAssertEqual(KitTestHost.logs(), ["\(COMMHOST_LOG_WARNING.rawValue) probe says hi"])
+    }
+
+    func testCommKeptPastCloseHoldsItsReferenceAndSendsGetClosedStatus() throws {
+        let library = try loadProbe().initialized()
+        let kept = KitTestHost.makeComm(id: "kept")
+        let keptInstance = try library.open(kept, data: "{}")
+        XCTAssertEqual(library.message(keptInstance, kept, data: #"{"method":"keep"}"#), COMMHOST_OK)
+        KitTestHost.markClosed(kept)
+        library.close(keptInstance, kept, cause: COMMHOST_CLOSE_CLIENT)
+        XCTAssertEqual(KitTestHost.references(kept), 1, "the kept Comm still holds the handle")
+
+        let other = KitTestHost.makeComm(id: "other")
+        let instance = try library.open(other, data: "{}")
+        XCTAssertEqual(library.message(instance, other, data: #"{"method":"send_kept"}"#), COMMHOST_ECLOSED)
+        XCTAssertTrue(try XCTUnwrap(KitTestHost.errors().last).contains("\"kept\""))
+        XCTAssertEqual(library.message(instance, other, data: #"{"method":"drop_kept"}"#), COMMHOST_OK)
+        XCTAssertEqual(KitTestHost.references(kept), 0, "dropping the last Comm gives the reference back")
+    }
+
+    func testCommSendsFromAnotherThread() throws {
+        let library = try loadProbe().initialized()
+        let comm = KitTestHost.makeComm(id: "p1")
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"send_from_thread"}"#), COMMHOST_OK)
+        XCTAssertEqual(KitTestHost.sends(), [.init(comm: "p1", data: #"{"method":"thread","text":"sent from another thread"}"#)])
+    }
+}
+
+/// A Swift plugin built here with swiftc against the CommPluginKit the
+/// package built, to reach the kit's features that Counter does not use:
+/// two handler types, metadata and buffers, errors of each kind, close
+/// causes, the log, the configuration and a Comm kept past its close.
+private enum ProbePlugin {
+    static let source = #"""
+    import CommPluginKit
+    import Dispatch
+    import Synchronization
+
+    /// Comms kept past their close by the "keep" method.
+    let kept = Mutex<[Comm]>([])
+
+    struct Reply: Encodable {
+        var method: String
+        var text: String
+    }
+
+    struct ProbeFailure: Error, CustomStringConvertible {
+        var description: String { "probe failed in its own way" }
+    }
+
+    final class Probe: CommHandler {
+        static let handlerName = "probe"
+        let comm: Comm
+
+        init(comm: Comm, open message: CommMessage) throws {
+            struct Open: Decodable { var refuse: Bool? }
+            self.comm = comm
+            if try message.decode(Open.self).refuse == true {
+                throw PluginError(.limitExceeded, "refused as asked")
+            }
+        }
+
+        func receive(_ message: CommMessage) throws {
+            struct Request: Decodable { var method: String }
+            switch try message.decode(Request.self).method {
+            case "echo":
+                try comm.send(message)
+            case "whoami":
+                let config = String(decoding: comm.host.configuration, as: UTF8.self)
+                try comm.send(json: Reply(method: "whoami", text: "\(comm.id) \(comm.targetName) \(config)"))
+            case "log":
+                comm.host.log(.warning, "probe says hi")
+            case "fail_status":
+                throw PluginError(.limitExceeded, "too big, as asked")
+            case "fail_other":
+                throw ProbeFailure()
+            case "bad_json":
+                try comm.send(CommMessage(data: Array("[1]".utf8)))
+            case "close":
+                try comm.close(json: Reply(method: "bye", text: "closing"))
+            case "keep":
+                kept.withLock { $0.append(comm) }
+            case "send_kept":
+                for other in kept.withLock({ $0 }) {
+                    try other.send(json: Reply(method: "kept", text: ""))
+                }
+            case "drop_kept":
+                kept.withLock { $0.removeAll() }
+            case "send_from_thread":
+                let comm = self.comm
+                let done = DispatchGroup()
+                DispatchQueue.global().async(group: done) {
+                    try? comm.send(json: Reply(method: "thread", text: "sent from another thread"))
+                }
+                done.wait()
+            case let other:
+                throw PluginError(.invalidArgument, "probe has no method \(other)")
+            }
+        }
+
+        func close(cause: CloseCause, message: CommMessage) {
+            comm.host.log(.info, "closed: \(cause) \(message.dataText)")
+        }
+    }
+
+    final class Second: CommHandler {
+        static let handlerName = "second"
+        init(comm: Comm, open message: CommMessage) throws {
+            try comm.send(json: Reply(method: "opened", text: "second"))
+        }
+    }
+
+    @c(commhost_plugin_entry)
+    public func entry() -> UnsafeRawPointer? {
+    #if DUPLICATE_NAMES
+        PluginExport.descriptor(name: "probe", version: "0.1.0", handlers: [Probe.self, Probe.self])
+    #else
+        PluginExport.descriptor(name: "probe", version: "0.1.0", concurrent: true, handlers: [Probe.self, Second.self])
+    #endif
+    }
+    """#
+
+    /// Built libraries by variant, in one folder removed when the process exits.
+    private static let built = Mutex<[String: String]>([:])
+
+    /// The path of the probe library compiled with `-D variant` (cached).
+    static func build(variant: String?) throws -> String {
+        if let path = built.withLock({ $0[variant ?? ""] }) { return path }
+        let dir = NSTemporaryDirectory() + "commhost-kit-probe-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let sourcePath = dir + "/probe.swift"
+        let output = dir + "/libProbePlugin.so"
+        try source.write(toFile: sourcePath, atomically: true, encoding: .utf8)
+        let build = TestSupport.buildDirectory
+        let kitObjects = try FileManager.default.contentsOfDirectory(atPath: build + "/CommPluginKit.build")
+            .filter { $0.hasSuffix(".swift.o") }.map { build + "/CommPluginKit.build/" + $0 }
+        var arguments = ["-emit-library", "-module-name", "ProbePlugin", "-swift-version", "6",
+                         "-I", build + "/Modules",
+                         "-Xcc", "-fmodule-map-file=" + build + "/CommPluginAPI.build/module.modulemap",
+                         "-o", output, sourcePath] + kitObjects
+        if let variant { arguments += ["-D", variant] }
+        let result = try TestSupport.run(try swiftc(), arguments)
+        try? FileManager.default.removeItem(atPath: sourcePath)
+        guard result.status == 0 else { throw KitTestFailure("swiftc failed: \(result.output)") }
+        built.withLock { $0[variant ?? ""] = output }
+        return output
+    }
+
+    /// swiftc from PATH (the toolchain running this test).
+    private static func swiftc() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
+        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/swiftc") {
+            return "\(dir)/swiftc"
+        }
+        throw KitTestFailure("swiftc is not on PATH")
+    }
 }
 
 // MARK: - The library under test
 
-/// A uniquely named copy of the built libCounterPlugin.so, dlopened the way
-/// the host does (RTLD_NODELETE, never dlclosed: Swift code is never unloaded).
-private final class CounterLibrary {
+/// A uniquely named copy of a plugin library (by default the built
+/// libCounterPlugin.so), dlopened the way the host does (RTLD_NODELETE,
+/// never dlclosed: Swift code is never unloaded), with the calls the host
+/// makes through its descriptor. `handlerIndex` picks the handler used.
+private final class LoadedLibrary {
     let descriptor: UnsafePointer<commhost_plugin>
     let entry: commhost_plugin_entry_fn
     private(set) var library: UnsafeMutableRawPointer?
-    private var handler: commhost_handler { descriptor.pointee.handlers![0]!.pointee }
+    var handlerIndex = 0
+    private var handler: commhost_handler { descriptor.pointee.handlers![handlerIndex]!.pointee }
 
-    init(copyIn dir: String) throws {
-        let copy = "\(dir)/libCounterPlugin-\(UUID().uuidString).so"
-        try FileManager.default.copyItem(atPath: TestSupport.plugin("Counter"), toPath: copy)
+    /// Loads a copy of `path` made in `dir`; throws when dlopen fails or the
+    /// entry returns NULL.
+    convenience init(copyIn dir: String, of path: String = TestSupport.plugin("Counter")) throws {
+        guard let loaded = try Self.load(copyIn: dir, of: path) else {
+            throw KitTestFailure("the entry of \(path) returned NULL")
+        }
+        self.init(descriptor: loaded.descriptor, entry: loaded.entry)
+    }
+
+    private init(descriptor: UnsafePointer<commhost_plugin>, entry: @escaping commhost_plugin_entry_fn) {
+        self.descriptor = descriptor
+        self.entry = entry
+    }
+
+    /// Loads a copy of `path` made in `dir` and returns what its entry
+    /// returned: nil when it returned NULL.
+    static func load(copyIn dir: String, of path: String) throws
+        -> (descriptor: UnsafePointer<commhost_plugin>, entry: commhost_plugin_entry_fn)? {
+        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let copy = "\(dir)/\(name)-\(UUID().uuidString).so"
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
         guard let handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             throw KitTestFailure("dlopen \(copy): \(String(cString: dlerror()))")
         }
         guard let symbol = dlsym(handle, COMMHOST_ENTRY_SYMBOL) else {
             throw KitTestFailure("\(copy) has no \(COMMHOST_ENTRY_SYMBOL)")
         }
-        entry = unsafeBitCast(symbol, to: commhost_plugin_entry_fn.self)
-        guard let descriptor = entry() else { throw KitTestFailure("the entry returned NULL") }
-        self.descriptor = descriptor
+        let entry = unsafeBitCast(symbol, to: commhost_plugin_entry_fn.self)
+        return entry().map { ($0, entry) }
     }
 
-    /// Runs the descriptor's init with the test host table; throws unless it succeeds.
-    func initialized() throws -> CounterLibrary {
-        let status = descriptor.pointee.`init`!(KitTestHost.makeTable(), commhost_str(ptr: nil, len: 0), &library)
+    /// Runs the descriptor's init with the test host table and `config`;
+    /// throws unless it succeeds.
+    func initialized(config: String = "") throws -> LoadedLibrary {
+        var config = config
+        let status = config.withUTF8 { bytes in
+            descriptor.pointee.`init`!(KitTestHost.makeTable(),
+                                      commhost_str(ptr: UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self), len: bytes.count),
+                                      &library)
+        }
         guard status == COMMHOST_OK, library != nil else { throw KitTestFailure("init returned \(status)") }
         return self
     }
@@ -305,12 +606,13 @@ private final class CounterLibrary {
         return instance
     }
 
-    func message(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer, data: String) -> commhost_status {
-        withMessage(data) { handler.message!(instance, comm, $0) }
+    func message(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer, data: String,
+                 metadata: String = "", buffers: [[UInt8]] = []) -> commhost_status {
+        withMessage(data, metadata: metadata, buffers: buffers) { handler.message!(instance, comm, $0) }
     }
 
-    func close(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer, cause: commhost_close_cause) {
-        withMessage("{}") { handler.close!(instance, comm, $0, cause) }
+    func close(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer, cause: commhost_close_cause, data: String = "{}") {
+        withMessage(data) { handler.close!(instance, comm, $0, cause) }
     }
 
     func snapshot(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer) -> (status: commhost_status, state: [UInt8]) {
@@ -332,12 +634,29 @@ private final class CounterLibrary {
         return (status, instance)
     }
 
-    private func withMessage<R>(_ data: String, _ body: (UnsafePointer<commhost_message>) -> R) -> R {
-        var data = data
-        return data.withUTF8 { bytes in
+    /// Lends a message as the host does; the strings and buffers are
+    /// copied into storage that is freed when `body` returns.
+    private func withMessage<R>(_ data: String, metadata: String = "", buffers: [[UInt8]] = [],
+                                _ body: (UnsafePointer<commhost_message>) -> R) -> R {
+        func lend(_ bytes: [UInt8]) -> UnsafeMutableBufferPointer<UInt8> {
+            let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+            _ = copy.initialize(from: bytes)
+            return copy
+        }
+        let dataCopy = lend(Array(data.utf8)), metadataCopy = lend(Array(metadata.utf8))
+        let bufferCopies = buffers.map(lend)
+        defer { ([dataCopy, metadataCopy] + bufferCopies).forEach { $0.deallocate() } }
+        let slices = zip(bufferCopies, buffers).map { commhost_bytes(ptr: $0.0.baseAddress, len: $0.1.count) }
+        func str(_ copy: UnsafeMutableBufferPointer<UInt8>, _ count: Int) -> commhost_str {
+            commhost_str(ptr: UnsafeRawPointer(copy.baseAddress)?.assumingMemoryBound(to: CChar.self), len: count)
+        }
+        return slices.withUnsafeBufferPointer { list in
             var message = commhost_message()
             message.struct_size = MemoryLayout<commhost_message>.stride
-            message.data = commhost_str(ptr: UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self), len: bytes.count)
+            message.data = str(dataCopy, data.utf8.count)
+            message.metadata = str(metadataCopy, metadata.utf8.count)
+            message.buffers = list.isEmpty ? nil : list.baseAddress
+            message.buffer_count = list.count
             return body(&message)
         }
     }
@@ -359,6 +678,8 @@ private struct KitTestFailure: Error, CustomStringConvertible {
 private struct SentMessage: Equatable {
     var comm: String
     var data: String
+    var metadata = ""
+    var buffers: [[UInt8]] = []
 
     func json() throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any])
@@ -378,7 +699,7 @@ private enum KitTestHost {
 
     struct State {
         var sends: [SentMessage] = []
-        var closes: [String] = []
+        var closes: [SentMessage] = []
         var errors: [String] = []
         var logs: [String] = []
         var comms: [UInt: CommRecord] = [:]
@@ -407,6 +728,8 @@ private enum KitTestHost {
 
     static func sends() -> [SentMessage] { state.withLock { $0.sends } }
     static func errors() -> [String] { state.withLock { $0.errors } }
+    static func closes() -> [SentMessage] { state.withLock { $0.closes } }
+    static func logs() -> [String] { state.withLock { $0.logs } }
 
     private static func key(_ comm: OpaquePointer?) -> UInt {
         UInt(bitPattern: UnsafeRawPointer(comm))
@@ -429,25 +752,34 @@ private enum KitTestHost {
         api.abi_major = abiMajor
         api.abi_minor = UInt16(COMMHOST_ABI_MINOR)
         api.get_extension = { _ in nil }
-        api.log = { _, message in KitTestHost.state.withLock { $0.logs.append(KitTestHost.text(message)) } }
+        api.log = { level, message in
+            KitTestHost.state.withLock { $0.logs.append("\(level.rawValue) \(KitTestHost.text(message))") }
+        }
         api.set_error = { message in KitTestHost.state.withLock { $0.errors.append(KitTestHost.text(message)) } }
         api.send = { comm, message in
             let data = message.map { KitTestHost.text($0.pointee.data) } ?? ""
             let metadata = message.map { KitTestHost.text($0.pointee.metadata) } ?? ""
             guard KitTestHost.isObjectOrEmpty(data), KitTestHost.isObjectOrEmpty(metadata) else { return COMMHOST_EJSON }
+            let buffers: [[UInt8]] = message.map { message in
+                (0..<message.pointee.buffer_count).map { index -> [UInt8] in
+                    let slice = message.pointee.buffers![index]
+                    return Array(UnsafeBufferPointer(start: slice.ptr, count: slice.len))
+                }
+            } ?? []
             return KitTestHost.state.withLock { state in
                 guard let record = state.comms[KitTestHost.key(comm)] else { return COMMHOST_EINVAL }
                 guard !record.closed else { return COMMHOST_ECLOSED }
-                state.sends.append(SentMessage(comm: record.id, data: data))
+                state.sends.append(SentMessage(comm: record.id, data: data, metadata: metadata, buffers: buffers))
                 return COMMHOST_OK
             }
         }
-        api.close = { comm, _ in
-            KitTestHost.state.withLock { state in
+        api.close = { comm, message in
+            let data = message.map { KitTestHost.text($0.pointee.data) } ?? ""
+            return KitTestHost.state.withLock { state in
                 guard let record = state.comms[KitTestHost.key(comm)] else { return COMMHOST_EINVAL }
                 guard !record.closed else { return COMMHOST_ECLOSED }
                 state.comms[KitTestHost.key(comm)]?.closed = true
-                state.closes.append(record.id)
+                state.closes.append(SentMessage(comm: record.id, data: data))
                 return COMMHOST_OK
             }
         }
