@@ -1,0 +1,332 @@
+/// Reads a parsed manifest into typed values, recording a problem for every
+/// key, type and value that is wrong and going on past it, so one run finds
+/// every problem. Knows the format; knows nothing of the file system.
+struct ManifestReader {
+    typealias Node = JSONDocument.Node
+    typealias Path = JSONDocument.Path
+
+    /// The format version this reader understands.
+    static let supportedVersion = 1
+
+    static let rootKeys = ["version", "plugin_paths", "targets", "limits", "reload", "comment"]
+    static let targetKeys = ["target_name", "library", "handler", "config", "enabled", "sha256", "comment"]
+    static let limitKeys = ["max_frame_bytes", "max_depth", "max_comms_per_session", "max_outbound_bytes"]
+    static let reloadKeys = ["watch", "debounce_ms"]
+
+    /// One `plugin_paths` entry as written.
+    struct PluginPathEntry {
+        var text: String
+        var path: String
+        var line: Int
+    }
+
+    /// One `targets` entry; `isComplete` when every required field was
+    /// present and well formed.
+    struct TargetEntry {
+        var targetName: String?
+        var library: String?
+        var handler: String?
+        var config: Node?
+        var enabled = true
+        var sha256: String?
+        var path: Path
+        var line: Int
+        /// 1-based line of each field present, by key.
+        var lines: [String: Int] = [:]
+        var isComplete: Bool { targetName != nil && library != nil && handler != nil }
+    }
+
+    private(set) var problems: [ManifestProblem] = []
+    private(set) var pluginPaths: [PluginPathEntry] = []
+    private(set) var targets: [TargetEntry] = []
+    private(set) var limits = ManifestLimits.defaults
+    private(set) var reload = ReloadSettings.defaults
+    private(set) var version: Int?
+    private let file: String
+
+    /// Reads `document`, the manifest at `file`.
+    init(document: JSONDocument, file: String) {
+        self.file = file
+        read(document.root)
+    }
+
+    private mutating func read(_ root: Node) {
+        let top = Path()
+        guard let members = members(of: root, at: top, known: Self.rootKeys, what: "the manifest") else { return }
+
+        if let node = members["version"] {
+            if let value = integer(node, at: top.appending("version"), in: 1...Int.max) {
+                if value == Self.supportedVersion {
+                    version = value
+                } else {
+                    add(node.line, top.appending("version"), "unsupported format version \(value); this commhost reads version \(Self.supportedVersion)")
+                }
+            }
+        } else {
+            add(root.line, top.appending("version"), "missing; write \"version\": \(Self.supportedVersion) (the manifest format version)")
+        }
+
+        if let node = members["plugin_paths"] {
+            readPluginPaths(node, at: top.appending("plugin_paths"))
+        }
+
+        if let node = members["targets"] {
+            readTargets(node, at: top.appending("targets"))
+        } else {
+            add(root.line, top.appending("targets"), "missing; write \"targets\": [ ... ] (an empty list serves nothing)")
+        }
+
+        if let node = members["limits"] {
+            readLimits(node, at: top.appending("limits"))
+        }
+        if let node = members["reload"] {
+            readReload(node, at: top.appending("reload"))
+        }
+        if let node = members["comment"] {
+            _ = string(node, at: top.appending("comment"))
+        }
+    }
+
+    private mutating func readPluginPaths(_ node: Node, at path: Path) {
+        guard case .array(let elements) = node.value else {
+            add(node.line, path, "expected an array of directory paths, found \(node.kindName)")
+            return
+        }
+        for (index, element) in elements.enumerated() {
+            let elementPath = path.appending(index)
+            guard let text = string(element, at: elementPath) else { continue }
+            if text.isEmpty {
+                add(element.line, elementPath, "empty path; write \".\" for the manifest's own directory")
+            } else if text.utf8.contains(0) {
+                add(element.line, elementPath, "path contains a NUL character")
+            } else {
+                pluginPaths.append(PluginPathEntry(text: text, path: elementPath.description, line: element.line))
+            }
+        }
+    }
+
+    private mutating func readTargets(_ node: Node, at path: Path) {
+        guard case .array(let elements) = node.value else {
+            add(node.line, path, "expected an array of target objects, found \(node.kindName)")
+            return
+        }
+        var firstByName: [String: (path: Path, line: Int)] = [:]
+        for (index, element) in elements.enumerated() {
+            let entryPath = path.appending(index)
+            var entry = TargetEntry(path: entryPath, line: element.line)
+            defer { targets.append(entry) }
+            guard let members = members(of: element, at: entryPath, known: Self.targetKeys, what: "a target") else { continue }
+            entry.lines = members.mapValues(\.line)
+
+            if let node = members["target_name"] {
+                let namePath = entryPath.appending("target_name")
+                if let name = string(node, at: namePath) {
+                    if let problem = TargetName.problem(with: name) {
+                        add(node.line, namePath, problem)
+                    } else if let first = firstByName[name] {
+                        add(node.line, namePath, "duplicate target name \(JSONText.string(name)) (first at \(first.path), line \(first.line)); each target name may appear once")
+                    } else {
+                        firstByName[name] = (entryPath, node.line)
+                        entry.targetName = name
+                    }
+                }
+            } else {
+                add(element.line, entryPath.appending("target_name"), "missing; the comm target name clients open, e.g. \"jupyter.widget\"")
+            }
+
+            if let node = members["library"] {
+                let libraryPath = entryPath.appending("library")
+                if let library = string(node, at: libraryPath) {
+                    if let problem = Self.libraryProblem(library) {
+                        add(node.line, libraryPath, problem)
+                    } else {
+                        entry.library = library
+                    }
+                }
+            } else {
+                add(element.line, entryPath.appending("library"), "missing; the library file name, e.g. \"libEchoPlugin.so\"")
+            }
+
+            if let node = members["handler"] {
+                let handlerPath = entryPath.appending("handler")
+                if let handler = string(node, at: handlerPath) {
+                    if let problem = Self.handlerProblem(handler) {
+                        add(node.line, handlerPath, problem)
+                    } else {
+                        entry.handler = handler
+                    }
+                }
+            } else {
+                add(element.line, entryPath.appending("handler"), "missing; the name of the handler the library exports, e.g. \"echo\"")
+            }
+
+            if let node = members["config"] {
+                reportDuplicateKeys(in: node, at: entryPath.appending("config"))
+                entry.config = node
+            }
+            if let node = members["enabled"], let enabled = bool(node, at: entryPath.appending("enabled")) {
+                entry.enabled = enabled
+            }
+            if let node = members["sha256"] {
+                let hashPath = entryPath.appending("sha256")
+                if let text = string(node, at: hashPath) {
+                    let isHex = text.utf8.allSatisfy { byte in
+                        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+                    }
+                    if text.utf8.count == 64 && isHex {
+                        entry.sha256 = text.lowercased()
+                    } else {
+                        add(node.line, hashPath, "expected 64 hexadecimal digits (as printed by sha256sum), found \(JSONText.string(text))")
+                    }
+                }
+            }
+            if let node = members["comment"] {
+                _ = string(node, at: entryPath.appending("comment"))
+            }
+        }
+    }
+
+    private mutating func readLimits(_ node: Node, at path: Path) {
+        guard let members = members(of: node, at: path, known: Self.limitKeys, what: "limits") else { return }
+        func read(_ key: String, _ field: WritableKeyPath<ManifestLimits, Int>, into reader: inout ManifestReader) {
+            guard let node = members[key] else { return }
+            if let value = reader.integer(node, at: path.appending(key), in: 1...Int.max) {
+                reader.limits[keyPath: field] = value
+            }
+        }
+        read("max_frame_bytes", \.maxFrameBytes, into: &self)
+        read("max_depth", \.maxDepth, into: &self)
+        read("max_comms_per_session", \.maxCommsPerSession, into: &self)
+        read("max_outbound_bytes", \.maxOutboundBytes, into: &self)
+    }
+
+    private mutating func readReload(_ node: Node, at path: Path) {
+        guard let members = members(of: node, at: path, known: Self.reloadKeys, what: "reload") else { return }
+        if let node = members["watch"], let watch = bool(node, at: path.appending("watch")) {
+            reload.watch = watch
+        }
+        if let node = members["debounce_ms"], let value = integer(node, at: path.appending("debounce_ms"), in: ReloadSettings.debounceRange) {
+            reload.debounceMS = value
+        }
+    }
+
+    // MARK: value rules
+
+    /// Nil when `library` is a usable library reference: a file name, or a
+    /// path (relative to each plugin path, or absolute) that names a file.
+    static func libraryProblem(_ library: String) -> String? {
+        if library.isEmpty { return "empty library name" }
+        if library.utf8.contains(0) { return "library name contains a NUL character" }
+        if library.hasSuffix("/") { return "\(JSONText.string(library)) names a directory; give the library file, e.g. \"libFoo.so\"" }
+        let last = library.split(separator: "/").last.map(String.init) ?? library
+        if last == "." || last == ".." { return "\(JSONText.string(library)) names a directory; give the library file, e.g. \"libFoo.so\"" }
+        return nil
+    }
+
+    /// Nil when `handler` can be a handler name: 1 to 128 bytes, no control characters.
+    static func handlerProblem(_ handler: String) -> String? {
+        if handler.isEmpty { return "empty handler name" }
+        if handler.utf8.count > 128 { return "handler name is \(handler.utf8.count) bytes long; at most 128 are allowed" }
+        if handler.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            return "handler name \(JSONText.string(handler)) contains a control character"
+        }
+        return nil
+    }
+
+    // MARK: helpers
+
+    /// The members of the object `node` by name (first occurrence), after
+    /// recording a problem for every duplicate and unknown key; nil (with a
+    /// problem) when `node` is not an object.
+    private mutating func members(of node: Node, at path: Path, known: [String], what: String) -> [String: Node]? {
+        guard case .object(let list) = node.value else {
+            add(node.line, path, "expected \(what) as an object, found \(node.kindName)")
+            return nil
+        }
+        var result: [String: Node] = [:]
+        var firstLine: [[UInt8]: Int] = [:]
+        for member in list {
+            let memberPath = path.appending(member.key)
+            let keyBytes = Array(member.key.utf8)
+            if let line = firstLine[keyBytes] {
+                add(member.keyLine, memberPath, "duplicate key \(JSONText.string(member.key)) (first at line \(line)); remove one")
+                continue
+            }
+            firstLine[keyBytes] = member.keyLine
+            guard known.contains(where: { $0.utf8.elementsEqual(keyBytes) }) else {
+                var message = "unknown key \(JSONText.string(member.key))"
+                if let suggestion = KeySuggestion.closest(to: member.key, among: known) {
+                    message += "; did you mean \(JSONText.string(suggestion))?"
+                } else {
+                    message += " (known keys: \(known.joined(separator: ", ")))"
+                }
+                add(member.keyLine, memberPath, message)
+                continue
+            }
+            result[member.key] = member.value
+        }
+        return result
+    }
+
+    /// Records a problem for each duplicate key anywhere inside `node`.
+    private mutating func reportDuplicateKeys(in node: Node, at path: Path) {
+        switch node.value {
+        case .array(let elements):
+            for (index, element) in elements.enumerated() {
+                reportDuplicateKeys(in: element, at: path.appending(index))
+            }
+        case .object(let list):
+            var firstLine: [[UInt8]: Int] = [:]
+            for member in list {
+                let keyBytes = Array(member.key.utf8)
+                if let line = firstLine[keyBytes] {
+                    add(member.keyLine, path.appending(member.key), "duplicate key \(JSONText.string(member.key)) (first at line \(line)); remove one")
+                } else {
+                    firstLine[keyBytes] = member.keyLine
+                }
+                reportDuplicateKeys(in: member.value, at: path.appending(member.key))
+            }
+        default:
+            break
+        }
+    }
+
+    private mutating func string(_ node: Node, at path: Path) -> String? {
+        guard case .string(let text) = node.value else {
+            add(node.line, path, "expected a string, found \(node.kindName)")
+            return nil
+        }
+        return text
+    }
+
+    private mutating func bool(_ node: Node, at path: Path) -> Bool? {
+        guard case .bool(let value) = node.value else {
+            add(node.line, path, "expected true or false, found \(node.kindName)")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func integer(_ node: Node, at path: Path, in range: ClosedRange<Int>) -> Int? {
+        guard case .number(let text) = node.value else {
+            add(node.line, path, "expected an integer, found \(node.kindName)")
+            return nil
+        }
+        let rangeText = range.upperBound == Int.max ? "a positive integer" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+        guard let value = node.intValue else {
+            let isInteger = !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" })
+            add(node.line, path, isInteger ? "\(text) is too large; expected \(rangeText)" : "expected \(rangeText) written without fraction or exponent, found \(text)")
+            return nil
+        }
+        guard range.contains(value) else {
+            add(node.line, path, "expected \(rangeText), found \(text)")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func add(_ line: Int?, _ path: Path, _ message: String) {
+        problems.append(ManifestProblem(file: file, line: line, path: path.description, message: message))
+    }
+}

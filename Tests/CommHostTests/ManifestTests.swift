@@ -1,0 +1,496 @@
+import Foundation
+import XCTest
+import CommHost
+
+/// A private directory holding a manifest, a `plugins` directory and an
+/// empty `bin` directory standing in for the executable's directory, with
+/// every mode set explicitly (the umask must not decide the outcome).
+struct ManifestFixture {
+    let root: String
+    var plugins: String { root + "/plugins" }
+    var bin: String { root + "/bin" }
+    var manifestPath: String { root + "/commhost.json" }
+
+    init(_ test: XCTestCase) throws {
+        root = try TestSupport.temporaryDirectory(test)
+        try makeDirectory(plugins)
+        try makeDirectory(bin)
+    }
+
+    /// Creates `path` with mode `mode` (chmod after mkdir, so the umask does not matter).
+    func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        XCTAssertEqual(chmod(path, mode), 0)
+    }
+
+    /// Writes `contents` to `path` with mode `mode` and returns the path.
+    @discardableResult
+    func write(_ contents: String, to path: String, mode: mode_t = 0o644) throws -> String {
+        try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(chmod(path, mode), 0)
+        return path
+    }
+
+    /// A stand-in library file (validation never opens it) in `directory` (default `plugins`).
+    @discardableResult
+    func library(_ name: String, in directory: String? = nil, mode: mode_t = 0o644) throws -> String {
+        try write("not loaded by validation\n", to: (directory ?? plugins) + "/" + name, mode: mode)
+    }
+
+    /// A copy of a built example plugin (`"Echo"` -> libEchoPlugin.so) in `plugins`.
+    @discardableResult
+    func builtPlugin(_ name: String, as fileName: String? = nil) throws -> String {
+        let destination = plugins + "/" + (fileName ?? "lib\(name)Plugin.so")
+        try FileManager.default.copyItem(atPath: TestSupport.plugin(name), toPath: destination)
+        XCTAssertEqual(chmod(destination, 0o755), 0)
+        return destination
+    }
+
+    /// Writes the manifest text and returns its path.
+    @discardableResult
+    func manifest(_ json: String) throws -> String {
+        try write(json, to: manifestPath)
+    }
+
+    /// Loads the manifest with `bin` as the executable's directory.
+    func load() -> Result<Manifest, ManifestProblems> {
+        Manifest.load(path: manifestPath, executableDirectory: bin)
+    }
+
+    /// The real path of `path` (the temporary directory may sit behind a symlink).
+    func real(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+extension XCTestCase {
+    /// The problems of a load that must fail.
+    func problems(_ result: Result<Manifest, ManifestProblems>, file: StaticString = #filePath, line: UInt = #line) -> [ManifestProblem] {
+        switch result {
+        case .success:
+            XCTFail("the manifest was accepted", file: file, line: line)
+            return []
+        case .failure(let failure):
+            return failure.problems
+        }
+    }
+
+    /// The manifest of a load that must succeed.
+    func manifest(_ result: Result<Manifest, ManifestProblems>, file: StaticString = #filePath, line: UInt = #line) throws -> Manifest {
+        switch result {
+        case .success(let manifest): return manifest
+        case .failure(let failure):
+            XCTFail("the manifest was refused:\n\(failure)", file: file, line: line)
+            throw failure
+        }
+    }
+
+    /// Asserts that exactly one problem sits at `path` and its message
+    /// contains `text`; checks its line when `atLine` is given.
+    func assertProblem(_ problems: [ManifestProblem], at path: String, line atLine: Int? = nil, contains text: String,
+                       file: StaticString = #filePath, line: UInt = #line) {
+        let here = problems.filter { $0.path == path }
+        guard here.count == 1, let problem = here.first else {
+            XCTFail("expected one problem at \(path), got:\n" + problems.map(\.description).joined(separator: "\n"), file: file, line: line)
+            return
+        }
+        XCTAssertTrue(problem.message.contains(text), "\(problem.message) does not contain \(text)", file: file, line: line)
+        if let atLine { XCTAssertEqual(problem.line, atLine, "line of \(problem)", file: file, line: line) }
+    }
+}
+
+/// The manifest format: what validates, and one test per problem the
+/// validator must name by JSON path and line.
+final class ManifestTests: XCTestCase {
+    func testGoodManifestValidatesWithEveryFieldAndDefault() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.library("libBar.so", in: fixture.bin)
+        try fixture.manifest("""
+        {
+          "version": 1,
+          "comment": "test",
+          "plugin_paths": ["plugins"],
+          "targets": [
+            {"target_name": "jupyter.widget", "library": "libFoo.so", "handler": "widget",
+             "config": {"b": [1, 2], "a": "x"}, "sha256": "ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789"},
+            {"target_name": "foo.other", "library": "libFoo.so", "handler": "other", "enabled": true},
+            {"target_name": "bar", "library": "libBar.so", "handler": "bar"},
+            {"target_name": "off", "library": "libNotBuilt.so", "handler": "x", "enabled": false}
+          ],
+          "limits": {"max_frame_bytes": 1024, "max_depth": 32},
+          "reload": {"watch": true}
+        }
+        """)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.sourcePath, fixture.real(fixture.root) + "/commhost.json")
+        XCTAssertEqual(manifest.version, 1)
+        XCTAssertEqual(manifest.pluginPaths, [fixture.real(fixture.plugins), fixture.real(fixture.bin)])
+        XCTAssertEqual(manifest.targets.map(\.targetName), ["jupyter.widget", "foo.other", "bar", "off"])
+        XCTAssertEqual(manifest.targets.map(\.libraryPath), [
+            fixture.real(fixture.plugins) + "/libFoo.so", fixture.real(fixture.plugins) + "/libFoo.so",
+            fixture.real(fixture.bin) + "/libBar.so", "",
+        ])
+        XCTAssertEqual(manifest.targets.map(\.enabled), [true, true, true, false])
+        XCTAssertEqual(manifest.targets.map(\.jsonPath), ["targets[0]", "targets[1]", "targets[2]", "targets[3]"])
+        XCTAssertEqual(manifest.targets.map(\.line), [6, 8, 9, 10])
+        // The config is the exact source text, and a target sharing the library gets it too.
+        XCTAssertEqual(String(decoding: manifest.targets[0].config, as: UTF8.self), "{\"b\": [1, 2], \"a\": \"x\"}")
+        XCTAssertEqual(manifest.targets[1].config, manifest.targets[0].config)
+        XCTAssertEqual(String(decoding: manifest.targets[2].config, as: UTF8.self), "null")
+        XCTAssertEqual(manifest.targets[0].sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
+        XCTAssertEqual(manifest.targets[1].sha256, manifest.targets[0].sha256)
+        XCTAssertNil(manifest.targets[2].sha256)
+        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 1024, maxDepth: 32, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20))
+        XCTAssertEqual(manifest.reload, ReloadSettings(watch: true, debounceMS: 150))
+        XCTAssertEqual(manifest.binding(for: "bar")?.handler, "bar")
+        XCTAssertNil(manifest.binding(for: "off"), "a disabled target is not served")
+        XCTAssertNil(manifest.binding(for: "libFoo.so"), "only target names look bindings up")
+    }
+
+    func testMinimalManifestGetsDefaultLimitsAndReload() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest(#"{"version": 1, "targets": []}"#)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 64 << 20, maxDepth: 256, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20))
+        XCTAssertEqual(manifest.reload, ReloadSettings(watch: false, debounceMS: 150))
+        XCTAssertEqual(manifest.pluginPaths, [fixture.real(fixture.bin)])
+    }
+
+    func testRepositoryDefaultManifestValidatesAgainstTheBuildDirectory() throws {
+        let result = Manifest.load(path: TestSupport.repoRoot + "/manifest/commhost.json", executableDirectory: TestSupport.buildDirectory)
+        let manifest = try manifest(result)
+        XCTAssertEqual(manifest.targets.map(\.targetName), ["commhost.echo", "commhost.counter"])
+        XCTAssertEqual(manifest.targets.map(\.handler), ["echo", "counter"])
+        XCTAssertTrue(manifest.targets[0].libraryPath.hasSuffix("/libEchoPlugin.so"))
+        XCTAssertTrue(manifest.targets[1].libraryPath.hasSuffix("/libCounterPlugin.so"))
+    }
+
+    func testUnknownKeySuggestsTheNearMiss() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {
+          "version": 1,
+          "plugin-paths": ["plugins"],
+          "targets": [
+            {"target_name": "a", "library": "libFoo.so", "handler": "h",
+             "handlr": "h"}
+          ],
+          "limits": {"max_frame_byte": 10},
+          "reload": {"Watch": true}
+        }
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: #"["plugin-paths"]"#, line: 3, contains: #"unknown key "plugin-paths"; did you mean "plugin_paths"?"#)
+        assertProblem(problems, at: "targets[0].handlr", line: 6, contains: #"did you mean "handler"?"#)
+        assertProblem(problems, at: "limits.max_frame_byte", line: 8, contains: #"did you mean "max_frame_bytes"?"#)
+        assertProblem(problems, at: "reload.Watch", line: 9, contains: #"did you mean "watch"?"#)
+    }
+
+    func testUnknownKeyWithNoNearMissListsTheKnownKeys() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest(#"{"version": 1, "targets": [], "colour": "blue"}"#)
+        assertProblem(problems(fixture.load()), at: "colour", line: 1,
+                      contains: #"unknown key "colour" (known keys: version, plugin_paths, targets, limits, reload, comment)"#)
+    }
+
+    func testWrongTypesNameTheExpectedAndFoundKinds() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {
+          "version": "1",
+          "plugin_paths": "plugins",
+          "targets": [
+            {"target_name": 7, "library": "libFoo.so", "handler": "h", "enabled": "yes"},
+            "just a string"
+          ],
+          "limits": [],
+          "reload": {"watch": 1, "debounce_ms": true}
+        }
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "version", line: 2, contains: "expected an integer, found string")
+        assertProblem(problems, at: "plugin_paths", line: 3, contains: "expected an array of directory paths, found string")
+        assertProblem(problems, at: "targets[0].target_name", line: 5, contains: "expected a string, found number")
+        assertProblem(problems, at: "targets[0].enabled", line: 5, contains: "expected true or false, found string")
+        assertProblem(problems, at: "targets[1]", line: 6, contains: "expected a target as an object, found string")
+        assertProblem(problems, at: "limits", line: 8, contains: "expected limits as an object, found array")
+        assertProblem(problems, at: "reload.watch", line: 9, contains: "expected true or false, found number")
+        assertProblem(problems, at: "reload.debounce_ms", line: 9, contains: "expected an integer, found boolean")
+    }
+
+    func testDuplicateTargetNameNamesTheFirstOccurrence() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "a", "library": "libFoo.so", "handler": "h2", "enabled": false}
+        ]}
+        """)
+        assertProblem(problems(fixture.load()), at: "targets[2].target_name", line: 4,
+                      contains: #"duplicate target name "a" (first at targets[0], line 2)"#)
+    }
+
+    func testInvalidTargetNamesAreRefusedWithTheRule() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        let long = String(repeating: "x", count: 129)
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "has space", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "-leading", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "\(long)", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "caf\\u00e9", "library": "libFoo.so", "handler": "h"}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "targets[0].target_name", line: 2, contains: "contains ' '")
+        assertProblem(problems, at: "targets[0].target_name", contains: "allowed are ASCII letters, digits and _ . : / @ -")
+        assertProblem(problems, at: "targets[1].target_name", line: 3, contains: "must start with a letter, digit, '_' or '@'")
+        assertProblem(problems, at: "targets[2].target_name", line: 4, contains: "target name is empty")
+        assertProblem(problems, at: "targets[3].target_name", line: 5, contains: "129 characters long; at most 128")
+        assertProblem(problems, at: "targets[4].target_name", line: 6, contains: "contains U+E9")
+    }
+
+    func testTargetNameRuleAcceptsWidgetStyleNames() {
+        for name in ["jupyter.widget", "commhost.echo", "@scope/pkg:widget", "my_target-2", "_private", "0day", String(repeating: "a", count: 128)] {
+            XCTAssertTrue(TargetName.isValid(name), name)
+        }
+        for name in ["", ".hidden", "/abs", ":x", "a b", "a\tb", "é", "a\"b", String(repeating: "a", count: 129)] {
+            XCTAssertFalse(TargetName.isValid(name), name)
+        }
+    }
+
+    func testMissingLibraryListsEveryDirectorySearched() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.makeDirectory(fixture.root + "/more")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins", "./more"], "targets": [
+          {"target_name": "a", "library": "libMissing.so", "handler": "h"}
+        ]}
+        """)
+        let searched = [fixture.plugins, fixture.root + "/more", fixture.bin].map(fixture.real).joined(separator: ", ")
+        assertProblem(problems(fixture.load()), at: "targets[0].library", line: 2,
+                      contains: #"no file "libMissing.so" in plugin_paths (searched: \#(searched))"#)
+    }
+
+    func testLibraryIsTakenFromTheFirstPluginPathThatHasItAndTheExecutableDirectoryLast() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.makeDirectory(fixture.root + "/second")
+        try fixture.library("libA.so", in: fixture.root + "/second")
+        try fixture.library("libA.so", in: fixture.bin)
+        try fixture.library("libA.so", in: fixture.plugins)
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["second", "plugins"], "targets": [
+          {"target_name": "a", "library": "libA.so", "handler": "h"}
+        ]}
+        """)
+        XCTAssertEqual(try manifest(fixture.load()).targets[0].libraryPath, fixture.real(fixture.root + "/second") + "/libA.so")
+    }
+
+    func testLibraryOutsidePluginPathsThroughASymlinkIsRefused() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.makeDirectory(fixture.root + "/elsewhere")
+        try fixture.library("libEvil.so", in: fixture.root + "/elsewhere")
+        XCTAssertEqual(symlink(fixture.root + "/elsewhere/libEvil.so", fixture.plugins + "/libFoo.so"), 0)
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h"}
+        ]}
+        """)
+        assertProblem(problems(fixture.load()), at: "targets[0].library", line: 2,
+                      contains: "\"libFoo.so\" resolves to \(fixture.real(fixture.root))/elsewhere/libEvil.so, which is outside every plugin path")
+    }
+
+    func testLibraryOutsidePluginPathsThroughDotDotIsRefused() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.makeDirectory(fixture.root + "/elsewhere")
+        try fixture.library("libEvil.so", in: fixture.root + "/elsewhere")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "../elsewhere/libEvil.so", "handler": "h"},
+          {"target_name": "b", "library": "\(fixture.root)/elsewhere/libEvil.so", "handler": "h"}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "targets[0].library", line: 2, contains: "resolves to \(fixture.real(fixture.root))/elsewhere/libEvil.so, which is outside every plugin path")
+        assertProblem(problems, at: "targets[1].library", line: 3, contains: "which is outside every plugin path")
+    }
+
+    func testLibraryPathThatStaysInsideAPluginPathIsAccepted() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.makeDirectory(fixture.plugins + "/sub")
+        try fixture.library("libFoo.so", in: fixture.plugins + "/sub")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "sub/../sub/libFoo.so", "handler": "h"}
+        ]}
+        """)
+        XCTAssertEqual(try manifest(fixture.load()).targets[0].libraryPath, fixture.real(fixture.plugins) + "/sub/libFoo.so")
+    }
+
+    func testMissingPluginPathDirectoryIsAProblem() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest(#"{"version": 1, "plugin_paths": ["plugins", "nope"], "targets": []}"#)
+        assertProblem(problems(fixture.load()), at: "plugin_paths[1]", line: 1,
+                      contains: "directory \"nope\" cannot be used (looked for \(fixture.real(fixture.root))/nope): No such file or directory")
+    }
+
+    func testConflictingConfigsForOneLibraryNameTheSecondTarget() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "config": {"x": 1, "y": [true]}},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h", "config": {"y": [true], "x": 1.0}},
+          {"target_name": "c", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "d", "library": "libFoo.so", "handler": "h",
+           "config": {"x": 2, "y": [true]}}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 1, problems.description)
+        assertProblem(problems, at: "targets[3].config", line: 6,
+                      contains: "differs from the config given for the same library \(fixture.real(fixture.plugins))/libFoo.so at targets[0].config (line 2)")
+    }
+
+    func testConflictingSHA256ForOneLibraryIsAProblem() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        let a = String(repeating: "a", count: 64), b = String(repeating: "b", count: 64)
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "sha256": "\(a)"},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h", "sha256": "\(b)"}
+        ]}
+        """)
+        assertProblem(problems(fixture.load()), at: "targets[1].sha256", line: 3, contains: "differs from the sha256 given for the same library")
+    }
+
+    func testMalformedSHA256IsRefused() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "sha256": "abc123"}
+        ]}
+        """)
+        assertProblem(problems(fixture.load()), at: "targets[0].sha256", line: 2, contains: "expected 64 hexadecimal digits")
+    }
+
+    func testBadLimitsAndReloadValuesAreRefused() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {
+           "max_frame_bytes": 0,
+           "max_depth": -3,
+           "max_comms_per_session": 1.5,
+           "max_outbound_bytes": 99999999999999999999999,
+           "max_sessions": 4
+         },
+         "reload": {"debounce_ms": 60001}
+        }
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "limits.max_frame_bytes", line: 3, contains: "expected a positive integer, found 0")
+        assertProblem(problems, at: "limits.max_depth", line: 4, contains: "expected a positive integer, found -3")
+        assertProblem(problems, at: "limits.max_comms_per_session", line: 5, contains: "written without fraction or exponent, found 1.5")
+        assertProblem(problems, at: "limits.max_outbound_bytes", line: 6, contains: "is too large")
+        assertProblem(problems, at: "limits.max_sessions", line: 7, contains: "unknown key \"max_sessions\"")
+        assertProblem(problems, at: "reload.debounce_ms", line: 9, contains: "expected an integer from 0 to 60000, found 60001")
+    }
+
+    func testMissingAndUnsupportedVersionAreRefused() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("{\"targets\": []}")
+        assertProblem(problems(fixture.load()), at: "version", line: 1, contains: "missing; write \"version\": 1")
+        try fixture.manifest("{\"version\": 2, \"targets\": []}")
+        assertProblem(problems(fixture.load()), at: "version", line: 1, contains: "unsupported format version 2; this commhost reads version 1")
+    }
+
+    func testMissingRequiredTargetFieldsAreEachNamed() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("{\"version\": 1, \"targets\": [\n {}\n]}")
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "targets[0].target_name", line: 2, contains: "missing")
+        assertProblem(problems, at: "targets[0].library", line: 2, contains: "missing")
+        assertProblem(problems, at: "targets[0].handler", line: 2, contains: "missing")
+        try fixture.manifest(#"{"version": 1}"#)
+        assertProblem(self.problems(fixture.load()), at: "targets", line: 1, contains: "missing")
+    }
+
+    func testDuplicateKeysAreReportedWhereverTheyAre() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h",
+           "handler": "h2", "config": {"k": 1,
+             "k": 2}}
+        ],
+         "version": 1}
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "targets[0].handler", line: 3, contains: "duplicate key \"handler\" (first at line 2)")
+        assertProblem(problems, at: "targets[0].config.k", line: 4, contains: "duplicate key \"k\" (first at line 3)")
+        assertProblem(problems, at: "version", line: 6, contains: "duplicate key \"version\" (first at line 1)")
+    }
+
+    func testSyntaxErrorIsOneProblemWithLineAndColumn() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("{\"version\": 1,\n \"targets\": [\n  {\"target_name\": \"a\",}\n ]\n}")
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 1)
+        assertProblem(problems, at: "targets[0]", line: 3, contains: "invalid JSON (column 23): trailing comma before '}'")
+    }
+
+    func testUnreadableManifestIsOneProblemWithoutLine() throws {
+        let fixture = try ManifestFixture(self)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 1)
+        XCTAssertNil(problems.first?.line)
+        XCTAssertEqual(problems.first?.description, "\(fixture.real(fixture.root))/commhost.json: cannot read the manifest: No such file or directory")
+    }
+
+    func testDisabledTargetsLibraryIsNotLookedUp() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [
+          {"target_name": "a", "library": "libNotBuiltYet.so", "handler": "h", "enabled": false}
+        ]}
+        """)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.targets.first?.libraryPath, "")
+        XCTAssertTrue(manifest.enabledTargets.isEmpty)
+    }
+
+    func testEveryProblemInOneFileIsReportedInFileOrder() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [
+          {"target_name": "bad name", "library": "libMissing.so", "handler": "h"},
+          {"target_name": "ok", "library": "libMissing.so", "handler": "h", "enabeld": false}
+        ],
+         "limits": {"max_depth": 0}}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.map(\.path), [
+            "targets[0].target_name", "targets[0].library", "targets[1].enabeld", "targets[1].library", "limits.max_depth",
+        ])
+        XCTAssertEqual(problems.compactMap(\.line), [2, 2, 3, 3, 5])
+    }
+
+    func testProblemDescriptionIsFileLinePathMessage() {
+        XCTAssertEqual(ManifestProblem(file: "/m.json", line: 3, path: "targets[0].library", message: "gone").description,
+                       "/m.json:3: targets[0].library: gone")
+        XCTAssertEqual(ManifestProblem(file: "/m.json", line: nil, path: "", message: "unreadable").description,
+                       "/m.json: unreadable")
+    }
+}
