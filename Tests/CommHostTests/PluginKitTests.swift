@@ -16,6 +16,11 @@ final class PluginKitTests: XCTestCase {
         KitTestHost.reset()
     }
 
+    override class func tearDown() {
+        ProbePlugin.removeBuilt()
+        super.tearDown()
+    }
+
     private func loadCounter() throws -> LoadedLibrary {
         try LoadedLibrary(copyIn: dir)
     }
@@ -493,7 +498,7 @@ private enum ProbePlugin {
     }
     """#
 
-    /// Built libraries by variant, in one folder removed when the process exits.
+    /// Built libraries by variant, each in its own folder; removed after the test class runs.
     private static let built = Mutex<[String: String]>([:])
 
     /// The path of the probe library compiled with `-D variant` (cached).
@@ -517,6 +522,17 @@ private enum ProbePlugin {
         guard result.status == 0 else { throw KitTestFailure("swiftc failed: \(result.output)") }
         built.withLock { $0[variant ?? ""] = output }
         return output
+    }
+
+    /// Removes the compiled libraries (the loaded copies live in each test's folder).
+    static func removeBuilt() {
+        let paths = built.withLock { built in
+            defer { built.removeAll() }
+            return Array(built.values)
+        }
+        for path in paths {
+            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        }
     }
 
     /// swiftc from PATH (the toolchain running this test).
