@@ -168,6 +168,23 @@ final class ManifestTests: XCTestCase {
         XCTAssertTrue(manifest.targets[1].libraryPath.hasSuffix("/libCounterPlugin.so"))
     }
 
+    func testCompleteExampleInTheDocumentationValidates() throws {
+        let doc = try String(contentsOfFile: TestSupport.repoRoot + "/docs/MANIFEST.md", encoding: .utf8)
+        let start = try XCTUnwrap(doc.range(of: "```json\n"))
+        let end = try XCTUnwrap(doc.range(of: "\n```", range: start.upperBound..<doc.endIndex))
+        let fixture = try ManifestFixture(self)
+        try fixture.makeDirectory(fixture.root + "/vendor")
+        try fixture.makeDirectory(fixture.root + "/vendor/plugins")
+        for name in ["libEchoPlugin.so", "libCounterPlugin.so", "libAcmeWidgets.so"] {
+            try fixture.library(name)
+        }
+        try fixture.manifest(String(doc[start.upperBound..<end.lowerBound]))
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.targets.count, 5)
+        XCTAssertEqual(manifest.targets[3].config, manifest.targets[2].config, "acme.table shares acme.chart's library config")
+        XCTAssertEqual(manifest.reload, ReloadSettings(watch: true, debounceMS: 150))
+    }
+
     func testUnknownKeySuggestsTheNearMiss() throws {
         let fixture = try ManifestFixture(self)
         try fixture.library("libFoo.so")
