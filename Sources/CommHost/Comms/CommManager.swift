@@ -1,0 +1,85 @@
+import Glibc
+import Synchronization
+
+/// The process-wide comm manager: the target table every session looks up,
+/// the limits and dialect they share, the live sessions, and the counters
+/// behind `commhost_stats_request`.
+public final class CommManager: Sendable {
+    /// target_name -> handler, replaced on manifest reload.
+    public let targets: TargetTable
+    /// Limits every session gets.
+    public let limits: SessionLimits
+    /// The wire dialect every session speaks.
+    public let dialect: Dialect
+    /// Where the host logs.
+    public let logger: Logger
+
+    private let sessions = Mutex<[Int: Session]>([:])
+    private let nextSessionID = Atomic<Int>(1)
+    private let errors = Mutex<[String: Int]>([:])
+    private let started: Double
+
+    /// A manager over `targets`.
+    public init(targets: TargetTable, limits: SessionLimits = SessionLimits(), dialect: Dialect = .jupyter, logger: Logger = .discard) {
+        self.targets = targets
+        self.limits = limits
+        self.dialect = dialect
+        self.logger = logger
+        started = Self.monotonicSeconds()
+    }
+
+    /// A new session with an empty comm table.
+    public func makeSession() -> Session {
+        let id = nextSessionID.add(1, ordering: .relaxed).oldValue
+        let session = Session(id: id, manager: self)
+        sessions.withLock { $0[id] = session }
+        return session
+    }
+
+    /// Ends `session` with `cause` (every comm's close callback runs) and forgets it.
+    public func end(_ session: Session, cause: CloseCause) {
+        session.end(cause: cause)
+        sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+    }
+
+    /// The live sessions.
+    public var liveSessions: [Session] { sessions.withLock { Array($0.values) } }
+
+    /// Ends every session with cause `shutdown`.
+    public func shutdown() {
+        for session in liveSessions { end(session, cause: .shutdown) }
+    }
+
+    /// Counts one error frame of kind `ename`.
+    func countError(_ ename: String) {
+        errors.withLock { $0[ename, default: 0] += 1 }
+    }
+
+    /// The `commhost_stats_reply` content: uptime, sessions, open comms per
+    /// target and error frames per kind.
+    func statsJSON() -> [UInt8] {
+        let live = liveSessions
+        var perTarget: [String: Int] = [:]
+        for session in live {
+            for (target, count) in session.openCommsPerTarget() { perTarget[target, default: 0] += count }
+        }
+        let errorCounts = errors.withLock { $0 }
+        var out = "{\"uptime_s\":\(String(format3(Self.monotonicSeconds() - started))),\"sessions\":\(live.count),\"open_comms\":{"
+        out += perTarget.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ",")
+        out += "},\"errors\":{"
+        out += errorCounts.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ",")
+        out += "}}"
+        return Array(out.utf8)
+    }
+
+    private func format3(_ value: Double) -> String {
+        let millis = Int((value * 1000).rounded())
+        return "\(millis / 1000).\(String(millis % 1000 + 1000).dropFirst())"
+    }
+
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,450 @@
+import CommPluginAPI
+import Dispatch
+import Glibc
+import Synchronization
+
+/// One client connection: its comm table, its ordered outbound frames, and
+/// the comm rules (DESIGN.md, "The comm rules").
+///
+/// Threading: everything that calls into a plugin for this session runs in
+/// the session's serialized context (`serialized`), so the calls for one
+/// comm never overlap or re-enter. Host functions may come from any thread:
+/// sends and opens go straight to the output (one lock, so frames leave in
+/// the order they were issued); close callbacks they cause are deferred to
+/// the serialized context, run right after the current callback when the
+/// close came from inside one.
+public final class Session: @unchecked Sendable {
+    // @unchecked: see the guard named on each mutable property.
+
+    /// A number unique among the manager's sessions, for logs.
+    public let id: Int
+    private let manager: CommManager
+    private let limits: SessionLimits
+    private let parser: FrameParser
+    private let logger: Logger
+
+    /// Guards `encoder`, `pending`, `ended`, `endReason` and every comm's `closed`.
+    private let output = ConditionLock()
+    private var encoder: FrameEncoder
+    private var pending: [UInt8] = []
+    private var ended = false
+    private var endReason: String?
+
+    private let comms = Mutex<[String: Comm]>([:])
+
+    /// Serializes plugin calls; `owner` is the thread holding it (0 if none).
+    private let serial = ConditionLock()
+    private let owner = Atomic<UInt>(0)
+    /// The msg_id token of the frame being handled; only the owner touches it.
+    private var currentParent: UnsafeRawBufferPointer?
+    private let deferred = Mutex<[DeferredClose]>([])
+
+    private struct DeferredClose {
+        var comm: Comm
+        var cause: CloseCause
+        var message: OwnedMessage
+    }
+
+    init(id: Int, manager: CommManager) {
+        self.id = id
+        self.manager = manager
+        limits = manager.limits
+        logger = manager.logger
+        parser = FrameParser(dialect: manager.dialect, limits: manager.limits.wire)
+        encoder = FrameEncoder(dialect: manager.dialect)
+    }
+
+    // MARK: Input
+
+    /// Handles one inbound frame (a line without its newline). `line` is its
+    /// 1-based line number in the input, reported on error frames.
+    public func receive(_ frame: UnsafeRawBufferPointer, line: Int) {
+        serialized { handle(frame, line: line) }
+    }
+
+    /// Reports a frame that was longer than the limit and skipped unread.
+    public func receiveTooLong(line: Int, byteCount: Int) {
+        emitError(WireError(.frameTooLong, "frame of \(byteCount)+ bytes is longer than the limit of \(limits.maxFrameBytes) bytes; skipped"),
+                  line: line, parent: nil)
+    }
+
+    /// True once the session accepts no more frames (ended, or its client
+    /// fell too far behind).
+    public var isEnded: Bool { output.withLock { ended } }
+
+    /// Why the session ended early (outbound bound exceeded), if it did.
+    public var earlyEndReason: String? { output.withLock { endReason } }
+
+    private func handle(_ frame: UnsafeRawBufferPointer, line: Int) {
+        let parsed: InboundFrame
+        do {
+            parsed = try parser.parse(frame)
+        } catch {
+            emitError(error, line: line, parent: nil)
+            return
+        }
+        currentParent = parsed.msgIDToken.map { $0.bytes(in: frame) }
+        defer { currentParent = nil }
+        let data = parsed.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let metadata = parsed.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        switch parsed.kind {
+        case .commOpen:
+            clientOpen(parsed, data: data, metadata: metadata, line: line)
+        case .commMsg:
+            guard let comm = comms.withLock({ $0[parsed.commID] }) else {
+                emitClose(id: parsed.commID)
+                return
+            }
+            do {
+                try MessageView.with(data: data, metadata: metadata, buffers: parsed.buffers) { message in
+                    Result { () throws(PluginCallError) in try comm.handler.message(instance: comm.instance, comm: comm, message: message) }
+                }.get()
+            } catch {
+                reportHandlerError(error, comm: comm, during: "comm_msg", line: line)
+            }
+        case .commClose:
+            guard let comm = comms.withLock({ $0.removeValue(forKey: parsed.commID) }) else { return }
+            output.withLock { comm.closed = true }
+            MessageView.with(data: data, metadata: metadata, buffers: parsed.buffers) { message in
+                runClose(comm, cause: .client, message: message)
+            }
+        case .commInfoRequest:
+            let listed = comms.withLock { table in
+                table.values.filter { parsed.targetName == nil || $0.targetName == parsed.targetName }
+                    .map { (commID: $0.id, targetName: $0.targetName) }
+            }.sorted { $0.commID < $1.commID }
+            emit { encoder, out in encoder.commInfoReply(into: &out, comms: listed, parent: currentParent) }
+        case .statsRequest:
+            let content = manager.statsJSON()
+            emit { encoder, out in
+                content.withUnsafeBytes { encoder.raw(into: &out, msgType: "commhost_stats_reply", contentJSON: $0, parent: currentParent) }
+            }
+        }
+    }
+
+    private func clientOpen(_ frame: InboundFrame, data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, line: Int) {
+        let target = frame.targetName ?? ""
+        guard let handler = manager.targets.handler(for: target) else {
+            logger.warning("comm_open for an unknown target; replying comm_close",
+                           [("session", .int(id)), ("comm_id", .string(frame.commID)), ("target_name", .string(target))])
+            emitClose(id: frame.commID)
+            return
+        }
+        let comm = Comm(id: frame.commID, targetName: target, session: self, handler: handler)
+        enum Insert { case inserted, exists, full }
+        let outcome = comms.withLock { table -> Insert in
+            if table[frame.commID] != nil { return .exists }
+            if table.count >= limits.maxCommsPerSession { return .full }
+            table[frame.commID] = comm
+            return .inserted
+        }
+        switch outcome {
+        case .exists:
+            emitError(WireError(ename: "CommExists", evalue: "comm_open: comm_id \"\(frame.commID)\" is already open in this session; the open comm is unchanged"),
+                      line: line, parent: currentParent)
+            return
+        case .full:
+            emitError(WireError(ename: "TooManyComms", evalue: "comm_open: this session already has \(limits.maxCommsPerSession) comms open (limits.max_comms_per_session); comm \"\(frame.commID)\" was not opened"),
+                      line: line, parent: currentParent)
+            emitClose(id: frame.commID)
+            return
+        case .inserted:
+            break
+        }
+        do {
+            let instance = try MessageView.with(data: data, metadata: metadata, buffers: frame.buffers) { message in
+                Result { () throws(PluginCallError) in try handler.open(comm: comm, message: message) }
+            }.get()
+            comm.instance = instance
+            comm.owesClose = true
+        } catch {
+            comms.withLock { table in
+                if table[comm.id] === comm { table[comm.id] = nil }
+            }
+            let alreadyClosed = output.withLock { () -> Bool in
+                defer { comm.closed = true }
+                return comm.closed
+            }
+            if !alreadyClosed { emitClose(id: comm.id) }
+            reportHandlerError(error, comm: comm, during: "comm_open", line: line)
+        }
+    }
+
+    // MARK: Host functions (any thread)
+
+    func pluginSend(on comm: Comm, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
+        let status = checkOutgoing(message)
+        guard status == COMMHOST_OK else { return status }
+        let parent = isOwner ? currentParent : nil
+        return withOutgoing(message) { data, metadata, buffers in
+            emitChecked(comm: comm) { encoder, out in
+                encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
+            }
+        }
+    }
+
+    func pluginClose(_ comm: Comm, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
+        let status = checkOutgoing(message)
+        guard status == COMMHOST_OK else { return status }
+        let parent = isOwner ? currentParent : nil
+        let sent = withOutgoing(message) { data, metadata, buffers in
+            emitChecked(comm: comm, closing: true) { encoder, out in
+                encoder.commClose(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
+            }
+        }
+        guard sent == COMMHOST_OK else { return sent }
+        comms.withLock { table in
+            if table[comm.id] === comm { table[comm.id] = nil }
+        }
+        deferClose(DeferredClose(comm: comm, cause: .plugin, message: OwnedMessage(copying: message)))
+        return COMMHOST_OK
+    }
+
+    func pluginOpen(from origin: Comm, targetName: String, commID: String, message: UnsafePointer<commhost_message>?,
+                    instance: UnsafeMutableRawPointer?) -> (commhost_status, CommHandle?) {
+        let checked = checkOutgoing(message)
+        guard checked == COMMHOST_OK else { return (checked, nil) }
+        guard !targetName.isEmpty else { return (COMMHOST_EINVAL, nil) }
+        let id = commID.isEmpty ? Self.newCommID() : commID
+        let comm = Comm(id: id, targetName: targetName, session: self, handler: origin.handler)
+        comm.instance = instance
+        let parent = isOwner ? currentParent : nil
+        let status = withOutgoing(message) { data, metadata, buffers in
+            // Registering and announcing happen under one lock, so no client
+            // frame can reach the comm before its comm_open has gone out.
+            output.lock()
+            defer { output.unlock() }
+            guard !ended, !origin.closed else { return COMMHOST_ECLOSED }
+            let inserted = comms.withLock { table -> commhost_status in
+                if table[id] != nil { return COMMHOST_EEXISTS }
+                if table.count >= limits.maxCommsPerSession { return COMMHOST_ELIMIT }
+                table[id] = comm
+                return COMMHOST_OK
+            }
+            guard inserted == COMMHOST_OK else { return inserted }
+            comm.owesClose = true
+            encoder.commOpen(into: &pending, commID: id, targetName: targetName, data: data, metadata: metadata, buffers: buffers, parent: parent)
+            afterAppend()
+            return COMMHOST_OK
+        }
+        return status == COMMHOST_OK ? (COMMHOST_OK, comm) : (status, nil)
+    }
+
+    // MARK: Closing
+
+    /// Ends the session: every open comm gets its close callback with
+    /// `cause`, no frame is sent for them, and the output is finished.
+    public func end(cause: CloseCause) {
+        serialized {
+            let all = comms.withLock { table -> [Comm] in
+                defer { table.removeAll() }
+                return Array(table.values)
+            }
+            for comm in all {
+                output.withLock { comm.closed = true }
+                OwnedMessage.empty.withMessage { runClose(comm, cause: cause, message: $0) }
+            }
+        }
+        output.withLock {
+            ended = true
+            output.broadcast()
+        }
+    }
+
+    /// Closes every comm whose handler is `matching`, sending `comm_close`
+    /// with `data` to the client and running each close callback with
+    /// `cause` (a target removed from the manifest, a reload without hand-off).
+    /// Returns how many comms were closed.
+    @discardableResult
+    public func closeComms(where matching: (String, Handler) -> Bool, cause: CloseCause, data: [UInt8]) -> Int {
+        serialized {
+            let chosen = comms.withLock { table -> [Comm] in
+                let picked = table.values.filter { matching($0.targetName, $0.handler) }
+                for comm in picked { table[comm.id] = nil }
+                return picked
+            }
+            for comm in chosen {
+                data.withUnsafeBytes { data in
+                    _ = emitChecked(comm: comm, closing: true) { encoder, out in
+                        encoder.commClose(into: &out, commID: comm.id, data: data, metadata: UnsafeRawBufferPointer(start: nil, count: 0), buffers: [UnsafeRawBufferPointer](), parent: nil)
+                    }
+                }
+                OwnedMessage(data: data).withMessage { runClose(comm, cause: cause, message: $0) }
+            }
+            return chosen.count
+        }
+    }
+
+    /// Runs the close callback once for an opened comm.
+    private func runClose(_ comm: Comm, cause: CloseCause, message: UnsafePointer<commhost_message>) {
+        guard comm.owesClose else { return }
+        comm.owesClose = false
+        comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause.cValue)
+        comm.instance = nil
+    }
+
+    private func deferClose(_ job: DeferredClose) {
+        deferred.withLock { $0.append(job) }
+        if !isOwner {
+            DispatchQueue.global().async { self.serialized {} }
+        }
+    }
+
+    // MARK: Serialization
+
+    private var isOwner: Bool { owner.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+
+    /// Runs `body` in the session's serialized context, then every close
+    /// callback deferred meanwhile.
+    private func serialized<R>(_ body: () -> R) -> R {
+        serial.lock()
+        owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+        let result = body()
+        while let jobs = deferred.withLock({ list -> [DeferredClose]? in
+            guard !list.isEmpty else { return nil }
+            defer { list.removeAll() }
+            return list
+        }) {
+            for job in jobs {
+                job.message.withMessage { runClose(job.comm, cause: job.cause, message: $0) }
+            }
+        }
+        owner.store(0, ordering: .relaxed)
+        serial.unlock()
+        return result
+    }
+
+    // MARK: Output
+
+    /// Appends one frame built by `body` unless the session has ended.
+    private func emit(_ body: (inout FrameEncoder, inout [UInt8]) -> Void) {
+        output.lock()
+        defer { output.unlock() }
+        guard !ended else { return }
+        body(&encoder, &pending)
+        afterAppend()
+    }
+
+    /// Appends one frame for `comm` unless it (or the session) is closed;
+    /// `closing` marks the comm closed in the same step.
+    private func emitChecked(comm: Comm, closing: Bool = false, orClosed: commhost_status = COMMHOST_ECLOSED,
+                             _ body: (inout FrameEncoder, inout [UInt8]) -> Void) -> commhost_status {
+        output.lock()
+        defer { output.unlock() }
+        guard !ended, !comm.closed else { return orClosed }
+        if closing { comm.closed = true }
+        body(&encoder, &pending)
+        afterAppend()
+        return COMMHOST_OK
+    }
+
+    /// Called holding `output` after each append: wakes the writer, and ends
+    /// the session when the client has fallen more than the bound behind.
+    private func afterAppend() {
+        if pending.count > limits.maxOutboundBytes {
+            ended = true
+            endReason = "client is not reading: \(pending.count) bytes waiting exceeds limits.max_outbound_bytes (\(limits.maxOutboundBytes))"
+            logger.error("ending session: outbound bound exceeded", [("session", .int(id)), ("reason", .string(endReason!))])
+        }
+        output.broadcast()
+    }
+
+    private func emitClose(id commID: String) {
+        emit { encoder, out in
+            encoder.commClose(into: &out, commID: commID, data: UnsafeRawBufferPointer(start: nil, count: 0),
+                              metadata: UnsafeRawBufferPointer(start: nil, count: 0), buffers: [UnsafeRawBufferPointer](), parent: currentParent)
+        }
+    }
+
+    private func emitError(_ error: WireError, line: Int?, parent: UnsafeRawBufferPointer?) {
+        manager.countError(error.ename)
+        logger.debug("bad input", [("session", .int(id)), ("line", .int(line ?? 0)), ("ename", .string(error.ename)), ("evalue", .string(error.evalue))])
+        emit { encoder, out in encoder.error(into: &out, ename: error.ename, evalue: error.evalue, line: line, parent: parent) }
+    }
+
+    private func reportHandlerError(_ error: PluginCallError, comm: Comm, during step: String, line: Int) {
+        let text = "\(step) for comm \"\(comm.id)\" (target \(comm.targetName)): handler \"\(comm.handler.name)\" of \(comm.handler.library.name) failed: \(error)"
+        logger.error("handler error", [("session", .int(id)), ("comm_id", .string(comm.id)), ("target_name", .string(comm.targetName)),
+                                       ("step", .string(step)), ("status", .int(Int(error.status))), ("error", .string(error.text ?? ""))])
+        emitError(WireError(ename: "HandlerError", evalue: text), line: line, parent: currentParent)
+    }
+
+    /// Takes everything written so far into `buffer` (replacing its
+    /// contents). With `wait`, sleeps until there is output or the session
+    /// has ended. Returns false once the session has ended and all its
+    /// output has been taken.
+    public func takeOutput(into buffer: inout [UInt8], wait: Bool) -> Bool {
+        buffer.removeAll(keepingCapacity: true)
+        output.lock()
+        defer { output.unlock() }
+        while wait && pending.isEmpty && !ended { output.wait() }
+        swap(&buffer, &pending)
+        return !(ended && buffer.isEmpty)
+    }
+
+    /// How many comms are open per target, for stats.
+    func openCommsPerTarget() -> [String: Int] {
+        comms.withLock { table in
+            var counts: [String: Int] = [:]
+            for comm in table.values { counts[comm.targetName, default: 0] += 1 }
+            return counts
+        }
+    }
+
+    // MARK: Checks
+
+    /// Checks what a plugin hands the host: data and metadata must be JSON
+    /// objects (or empty), buffers must be readable, and the whole must fit
+    /// the frame limit.
+    private func checkOutgoing(_ message: UnsafePointer<commhost_message>?) -> commhost_status {
+        guard let m = message?.pointee else { return COMMHOST_OK }
+        guard m.struct_size >= MemoryLayout<commhost_message>.size else { return COMMHOST_EINVAL }
+        var size = m.data.len + m.metadata.len
+        for slice in [m.data, m.metadata] where slice.len > 0 {
+            guard let ptr = slice.ptr else { return COMMHOST_EINVAL }
+            do {
+                try JSONValidator.validateObject(UnsafeRawBufferPointer(start: ptr, count: slice.len), maxDepth: limits.maxDepth)
+            } catch {
+                CallContext.current.errorText = "\(error)"
+                return COMMHOST_EJSON
+            }
+        }
+        if m.buffer_count > 0 {
+            guard let list = m.buffers else { return COMMHOST_EINVAL }
+            for i in 0..<m.buffer_count {
+                guard list[i].len == 0 || list[i].ptr != nil else { return COMMHOST_EINVAL }
+                size += (list[i].len + 2) / 3 * 4
+            }
+        }
+        return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK
+    }
+
+    /// Calls `body` with a checked message's data, metadata and buffers.
+    private func withOutgoing(_ message: UnsafePointer<commhost_message>?,
+                              _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status) -> commhost_status {
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        guard let m = message?.pointee else { return body(none, none, []) }
+        let data = m.data.len > 0 ? UnsafeRawBufferPointer(start: m.data.ptr, count: m.data.len) : none
+        let metadata = m.metadata.len > 0 ? UnsafeRawBufferPointer(start: m.metadata.ptr, count: m.metadata.len) : none
+        var buffers: [UnsafeRawBufferPointer] = []
+        if m.buffer_count > 0, let list = m.buffers {
+            buffers = (0..<m.buffer_count).map { UnsafeRawBufferPointer(start: list[$0].ptr, count: list[$0].len) }
+        }
+        return body(data, metadata, buffers)
+    }
+
+    /// 32 random lowercase hex digits, like the comm package's uuid4().hex.
+    static func newCommID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = Array("0123456789abcdef".utf8)
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for half in 0..<2 {
+            var bits = generator.next() as UInt64
+            for i in 0..<16 {
+                bytes[half * 16 + i] = hex[Int(bits & 15)]
+                bits >>= 4
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,89 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// The composition root: manifest -> plugins -> comm manager -> transport.
+public enum Host {
+    /// The manifest `serve` and `check` use when none is given:
+    /// `manifest/commhost.json` under the current directory if it exists,
+    /// else the one under the executable's directory.
+    public static func defaultManifestPath(executableDirectory: String) -> String {
+        let local = Manifest.defaultRelativePath
+        if access(local, F_OK) == 0 { return local }
+        return executableDirectory + "/" + local
+    }
+
+    /// Serves one session on stdin/stdout until end of input, SIGINT or
+    /// SIGTERM; then closes every comm (cause: shutdown), runs every
+    /// library's deinit and returns 0. Returns 1 when the manifest or a
+    /// library is refused, after logging every problem.
+    public static func serveStdio(_ options: ServeOptions) -> Int32 {
+        let logger = Logger(minimumLevel: options.logLevel)
+        HostAPI.logger.withLock { $0 = logger }
+        let path = options.manifestPath ?? defaultManifestPath(executableDirectory: options.executableDirectory)
+        let manifest: Manifest
+        switch Manifest.load(path: path, executableDirectory: options.executableDirectory) {
+        case .success(let loaded): manifest = loaded
+        case .failure(let failure):
+            for problem in failure.problems { logger.error("manifest problem: \(problem)") }
+            logger.error("refusing to serve: the manifest has \(failure.problems.count) problem(s)", [("manifest", .string(path))])
+            return 1
+        }
+        let staging: StagingArea
+        let plugins: PluginSet
+        do {
+            staging = try StagingArea()
+        } catch {
+            logger.error("cannot stage libraries: \(error)")
+            return 1
+        }
+        do {
+            plugins = try PluginSet.load(manifest, staging: staging)
+        } catch {
+            for problem in error.problems { logger.error("plugin problem: \(problem)") }
+            staging.removeAll()
+            return 1
+        }
+        for library in plugins.libraries.values {
+            logger.info("loaded library", [("library", .string(library.path)), ("name", .string(library.name)),
+                                           ("version", .string(library.version)), ("sha256", .string(library.sha256))])
+        }
+
+        let limits = SessionLimits(maxFrameBytes: manifest.limits.maxFrameBytes, maxDepth: manifest.limits.maxDepth,
+                                   maxCommsPerSession: manifest.limits.maxCommsPerSession, maxOutboundBytes: manifest.limits.maxOutboundBytes)
+        let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger)
+        let session = manager.makeSession()
+        let transport = StreamTransport(session: session, input: STDIN_FILENO, output: STDOUT_FILENO, limits: limits, logger: logger)
+
+        let stopped = Mutex(false)
+        let stop: @Sendable (String) -> Void = { why in
+            stopped.withLock { done in
+                guard !done else { return }
+                done = true
+                logger.info("shutting down", [("reason", .string(why))])
+                manager.shutdown()
+                transport.finishOutput()
+                plugins.retireAll()
+                staging.removeAll()
+                logger.info("stopped")
+            }
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                stop(number == SIGINT ? "SIGINT" : "SIGTERM")
+                exit(0)
+            }
+            source.resume()
+            return source
+        }
+        logger.info("serving on stdio", [("manifest", .string(manifest.sourcePath)), ("dialect", .string(options.dialect.rawValue)),
+                                         ("targets", .string(plugins.bindings.keys.sorted().joined(separator: ",")))])
+        transport.run()
+        stop(session.earlyEndReason ?? "end of input")
+        withExtendedLifetime(signals) {}
+        return 0
+    }
+}

@@ -1,0 +1,20 @@
+/// What `commhost serve` was asked to do.
+public struct ServeOptions: Sendable {
+    /// `--manifest`; nil means the default search.
+    public var manifestPath: String?
+    /// `--dialect`.
+    public var dialect: Dialect
+    /// `--log-level`.
+    public var logLevel: LogLevel
+    /// The folder holding the running executable (searched for the default
+    /// manifest and, last, for libraries).
+    public var executableDirectory: String
+
+    /// Options with the defaults: default manifest search, `jupyter`, `info`.
+    public init(manifestPath: String? = nil, dialect: Dialect = .jupyter, logLevel: LogLevel = .info, executableDirectory: String) {
+        self.manifestPath = manifestPath
+        self.dialect = dialect
+        self.logLevel = logLevel
+        self.executableDirectory = executableDirectory
+    }
+}
