@@ -1,0 +1,18 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why ``FrameReader`` stopped reading.
+public enum FrameReaderError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `read(2)` (or `poll(2)` while waiting for data) on the descriptor failed with `errno`
+    /// (other than `EINTR`, which is retried, and `EAGAIN`, which means "wait").
+    case readFailed(fileDescriptor: Int32, errno: Int32)
+
+    /// The failing call, the descriptor and the system's text for the error.
+    public var description: String {
+        switch self {
+        case let .readFailed(fd, code):
+            "reading frames from file descriptor \(fd) failed: \(String(cString: strerror(code))) (errno \(code))"
+        }
+    }
+}
