@@ -2,7 +2,7 @@ import CommHost
 import Glibc
 
 let usage = """
-usage: commhost [serve] [--manifest FILE] [--dialect jupyter|shinywidgets] [--log-level LEVEL]
+usage: commhost [serve] [--manifest FILE] [--dialect jupyter|shinywidgets] [--log-level LEVEL] [--watch]
        commhost check [--json] [FILE]
        commhost inspect [--json] LIBRARY
        commhost --help
@@ -19,6 +19,9 @@ options:
                     directory, else under the executable's directory)
   --dialect NAME    jupyter (default) or shinywidgets
   --log-level NAME  debug, info (default), warning or error
+  --watch           reload a plugin library when it is rebuilt, keeping its open comms
+                    (hand-off) or closing them; also on with the manifest's reload.watch.
+                    SIGHUP re-reads the manifest and applies the difference
   --json            machine-readable output (check, inspect)
 """
 
@@ -63,8 +66,9 @@ func executableDirectory() -> String {
 
 func runServe(_ arguments: [String]) -> Int32 {
     do {
-        let args = try Arguments(arguments, spec: .init(options: ["manifest", "dialect", "log-level"]))
+        let args = try Arguments(arguments, spec: .init(options: ["manifest", "dialect", "log-level"], flags: ["watch"]))
         var options = ServeOptions(manifestPath: args.value("manifest"), executableDirectory: executableDirectory())
+        options.watch = args.flag("watch")
         if let name = args.value("dialect") {
             guard let dialect = Dialect(rawValue: name) else { return usageFailure("--dialect must be jupyter or shinywidgets, not \"\(name)\"") }
             options.dialect = dialect

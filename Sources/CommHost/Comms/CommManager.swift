@@ -15,6 +15,8 @@ public final class CommManager: Sendable {
     public let logger: Logger
 
     private let sessions = Mutex<[Int: Session]>([:])
+    /// Taken to create a session, and by `holdAll` so no session appears mid-swap.
+    private let admission = ConditionLock()
     private let nextSessionID = Atomic<Int>(1)
     private let errors = Mutex<[String: Int]>([:])
     private let started: Double
@@ -30,10 +32,12 @@ public final class CommManager: Sendable {
 
     /// A new session with an empty comm table.
     public func makeSession() -> Session {
-        let id = nextSessionID.add(1, ordering: .relaxed).oldValue
-        let session = Session(id: id, manager: self)
-        sessions.withLock { $0[id] = session }
-        return session
+        admission.withLock {
+            let id = nextSessionID.add(1, ordering: .relaxed).oldValue
+            let session = Session(id: id, manager: self)
+            sessions.withLock { $0[id] = session }
+            return session
+        }
     }
 
     /// Ends `session` with `cause` (every comm's close callback runs) and forgets it.
@@ -44,6 +48,22 @@ public final class CommManager: Sendable {
 
     /// The live sessions.
     public var liveSessions: [Session] { sessions.withLock { Array($0.values) } }
+
+    /// Holds every live session (in ascending id order) and keeps new ones
+    /// from being created, so a reload can switch handlers for all of them at
+    /// once; inbound frames wait, in order, until `releaseAll`.
+    func holdAll() -> [Session] {
+        admission.lock()
+        let held = liveSessions.sorted { $0.id < $1.id }
+        for session in held { session.hold() }
+        return held
+    }
+
+    /// Undoes `holdAll`.
+    func releaseAll(_ held: [Session]) {
+        for session in held.reversed() { session.release() }
+        admission.unlock()
+    }
 
     /// Ends every session with cause `shutdown`.
     public func shutdown() {

@@ -38,6 +38,8 @@ public final class Session: @unchecked Sendable {
     /// The msg_id token of the frame being handled; only the owner touches it.
     private var currentParent: UnsafeRawBufferPointer?
     private let deferred = Mutex<[DeferredClose]>([])
+    /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
+    private var inputClosed = false
 
     private struct DeferredClose {
         var comm: Comm
@@ -59,7 +61,10 @@ public final class Session: @unchecked Sendable {
     /// Handles one inbound frame (a line without its newline). `line` is its
     /// 1-based line number in the input, reported on error frames.
     public func receive(_ frame: UnsafeRawBufferPointer, line: Int) {
-        serialized { handle(frame, line: line) }
+        serialized {
+            guard !inputClosed else { return }
+            handle(frame, line: line)
+        }
     }
 
     /// Reports a frame that was longer than the limit and skipped unread.
@@ -236,6 +241,7 @@ public final class Session: @unchecked Sendable {
     /// `cause`, no frame is sent for them, and the output is finished.
     public func end(cause: CloseCause) {
         serialized {
+            inputClosed = true
             let all = comms.withLock { table -> [Comm] in
                 defer { table.removeAll() }
                 return Array(table.values)
@@ -251,28 +257,27 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    /// Closes every comm whose handler is `matching`, sending `comm_close`
-    /// with `data` to the client and running each close callback with
-    /// `cause` (a target removed from the manifest, a reload without hand-off).
-    /// Returns how many comms were closed.
-    @discardableResult
-    public func closeComms(where matching: (String, Handler) -> Bool, cause: CloseCause, data: [UInt8]) -> Int {
-        serialized {
-            let chosen = comms.withLock { table -> [Comm] in
-                let picked = table.values.filter { matching($0.targetName, $0.handler) }
-                for comm in picked { table[comm.id] = nil }
-                return picked
-            }
-            for comm in chosen {
-                data.withUnsafeBytes { data in
-                    _ = emitChecked(comm: comm, closing: true) { encoder, out in
-                        encoder.commClose(into: &out, commID: comm.id, data: data, metadata: UnsafeRawBufferPointer(start: nil, count: 0), buffers: [UnsafeRawBufferPointer](), parent: nil)
-                    }
-                }
-                OwnedMessage(data: data).withMessage { runClose(comm, cause: cause, message: $0) }
-            }
-            return chosen.count
+    // MARK: Reload (the caller holds the session with `hold()`)
+
+    /// The open comms served by a handler `matching` selects. Call holding the session.
+    func comms(servedBy matching: (Handler) -> Bool) -> [Comm] {
+        comms.withLock { table in table.values.filter { matching($0.handler) } }
+    }
+
+    /// Closes `comm` from the host's side: removes it, sends `comm_close`
+    /// with `data` and runs its close callback with `cause` (a target removed
+    /// from the manifest, a reload without hand-off). Call holding the session.
+    func closeHeld(_ comm: Comm, cause: CloseCause, data: [UInt8]) {
+        comms.withLock { table in
+            if table[comm.id] === comm { table[comm.id] = nil }
         }
+        data.withUnsafeBytes { data in
+            _ = emitChecked(comm: comm, closing: true) { encoder, out in
+                encoder.commClose(into: &out, commID: comm.id, data: data, metadata: UnsafeRawBufferPointer(start: nil, count: 0),
+                                  buffers: [UnsafeRawBufferPointer](), parent: nil)
+            }
+        }
+        OwnedMessage(data: data).withMessage { runClose(comm, cause: cause, message: $0) }
     }
 
     /// Runs the close callback once for an opened comm.
@@ -294,12 +299,25 @@ public final class Session: @unchecked Sendable {
 
     private var isOwner: Bool { owner.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
 
-    /// Runs `body` in the session's serialized context, then every close
-    /// callback deferred meanwhile.
+    /// Runs `body` in the session's serialized context.
     private func serialized<R>(_ body: () -> R) -> R {
+        hold()
+        defer { release() }
+        return body()
+    }
+
+    /// Enters the session's serialized context: no frame is handled and no
+    /// plugin is called for this session until `release()`. Inbound frames
+    /// wait (in order) meanwhile. Never hold two sessions except in
+    /// ascending `id` order.
+    func hold() {
         serial.lock()
         owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
-        let result = body()
+    }
+
+    /// Runs every close callback deferred meanwhile, then leaves the
+    /// serialized context.
+    func release() {
         while let jobs = deferred.withLock({ list -> [DeferredClose]? in
             guard !list.isEmpty else { return nil }
             defer { list.removeAll() }
@@ -311,7 +329,6 @@ public final class Session: @unchecked Sendable {
         }
         owner.store(0, ordering: .relaxed)
         serial.unlock()
-        return result
     }
 
     // MARK: Output

@@ -13,6 +13,16 @@ public enum Host {
         return executableDirectory + "/" + local
     }
 
+    /// Runs `action` on a global queue each time `number` arrives (the
+    /// signal's default action is turned off). Keep the source alive.
+    static func onSignal(_ number: Int32, _ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
+    }
+
     /// Serves one session on stdin/stdout until end of input, SIGINT or
     /// SIGTERM; then closes every comm (cause: shutdown), runs every
     /// library's deinit and returns 0. Returns 1 when the manifest or a
@@ -52,6 +62,8 @@ public enum Host {
         let limits = SessionLimits(maxFrameBytes: manifest.limits.maxFrameBytes, maxDepth: manifest.limits.maxDepth,
                                    maxCommsPerSession: manifest.limits.maxCommsPerSession, maxOutboundBytes: manifest.limits.maxOutboundBytes)
         let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger)
+        let reloader = Reloader(manifest: manifest, plugins: plugins, manager: manager, staging: staging, logger: logger,
+                                executableDirectory: options.executableDirectory, watch: options.watch)
         let session = manager.makeSession()
         let transport = StreamTransport(session: session, input: STDIN_FILENO, output: STDOUT_FILENO, limits: limits, logger: logger)
 
@@ -63,27 +75,24 @@ public enum Host {
                 logger.info("shutting down", [("reason", .string(why))])
                 manager.shutdown()
                 transport.finishOutput()
-                plugins.retireAll()
+                reloader.retireAll()
                 staging.removeAll()
                 logger.info("stopped")
             }
         }
         signal(SIGPIPE, SIG_IGN)
         let signals = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
+            onSignal(number) {
                 stop(number == SIGINT ? "SIGINT" : "SIGTERM")
                 exit(0)
             }
-            source.resume()
-            return source
         }
+        let hangup = Self.onSignal(SIGHUP) { reloader.reloadManifest(reason: "SIGHUP") }
         logger.info("serving on stdio", [("manifest", .string(manifest.sourcePath)), ("dialect", .string(options.dialect.rawValue)),
                                          ("targets", .string(plugins.bindings.keys.sorted().joined(separator: ",")))])
         transport.run()
         stop(session.earlyEndReason ?? "end of input")
-        withExtendedLifetime(signals) {}
+        withExtendedLifetime((signals, hangup)) {}
         return 0
     }
 }

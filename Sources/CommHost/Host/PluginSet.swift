@@ -1,28 +1,28 @@
 /// The libraries a manifest's enabled targets name, each loaded once, and
 /// the target -> handler bindings built from them.
-public final class PluginSet: Sendable {
+public struct PluginSet: Sendable {
     /// Loaded libraries by resolved path.
     public let libraries: [String: PluginLibrary]
     /// target_name -> handler, for every enabled target.
     public let bindings: [String: Handler]
+    /// The libraries this load created (the others were reused).
+    public let loaded: [PluginLibrary]
 
     /// Why a manifest's libraries could not all be loaded: one line per problem.
     public struct Failure: Error, Sendable {
         public var problems: [String]
     }
 
-    private init(libraries: [String: PluginLibrary], bindings: [String: Handler]) {
-        self.libraries = libraries
-        self.bindings = bindings
-    }
-
     /// Loads every library the enabled targets of `manifest` use (once per
     /// library, with its config and expected hash) into `staging` and binds
-    /// each target to its handler. On any failure, retires what it loaded and
-    /// throws every problem found.
-    public static func load(_ manifest: Manifest, staging: StagingArea) throws(Failure) -> PluginSet {
+    /// each target to its handler. A library in `reusing` at the same path,
+    /// with the same config and a hash the manifest accepts, is reused rather
+    /// than loaded again. On any failure, retires what it loaded and throws
+    /// every problem found.
+    public static func load(_ manifest: Manifest, staging: StagingArea, reusing current: [String: PluginLibrary] = [:]) throws(Failure) -> PluginSet {
         var problems: [String] = []
         var libraries: [String: PluginLibrary] = [:]
+        var loaded: [PluginLibrary] = []
         var bindings: [String: Handler] = [:]
         var order: [String] = []
         var byLibrary: [String: [TargetBinding]] = [:]
@@ -32,13 +32,19 @@ public final class PluginSet: Sendable {
         }
         for path in order {
             let targets = byLibrary[path]!
+            let config = targets[0].config
+            let expected = targets.lazy.compactMap(\.sha256).first
             let library: PluginLibrary
-            do {
-                library = try PluginLibrary.load(path: path, staging: staging, config: targets[0].config,
-                                                 expectedSHA256: targets.lazy.compactMap(\.sha256).first)
-            } catch {
-                problems.append("\(manifest.sourcePath):\(targets[0].line): \(targets[0].jsonPath).library: \(error)")
-                continue
+            if let existing = current[path], existing.config == config, expected == nil || expected?.lowercased() == existing.sha256 {
+                library = existing
+            } else {
+                do {
+                    library = try PluginLibrary.load(path: path, staging: staging, config: config, expectedSHA256: expected)
+                } catch {
+                    problems.append("\(manifest.sourcePath):\(targets[0].line): \(targets[0].jsonPath).library: \(error)")
+                    continue
+                }
+                loaded.append(library)
             }
             libraries[path] = library
             for target in targets {
@@ -51,15 +57,9 @@ public final class PluginSet: Sendable {
             }
         }
         guard problems.isEmpty else {
-            for library in libraries.values { library.retire() }
+            for library in loaded { library.retire() }
             throw Failure(problems: problems)
         }
-        return PluginSet(libraries: libraries, bindings: bindings)
-    }
-
-    /// Retires every library (deinit, then unload where allowed). Call after
-    /// every comm of these libraries is closed.
-    public func retireAll() {
-        for library in libraries.values { library.retire() }
+        return PluginSet(libraries: libraries, bindings: bindings, loaded: loaded)
     }
 }

@@ -6,6 +6,9 @@ public struct ServeOptions: Sendable {
     public var dialect: Dialect
     /// `--log-level`.
     public var logLevel: LogLevel
+    /// `--watch`: reload libraries when they change on disk (also on when the
+    /// manifest's `reload.watch` is true).
+    public var watch = false
     /// The folder holding the running executable (searched for the default
     /// manifest and, last, for libraries).
     public var executableDirectory: String

@@ -77,3 +77,40 @@ struct HandlerRefusal: Error {
     var reason: String
     var name: String? = nil
 }
+
+extension Handler {
+    /// Calls snapshot: the instance's state as bytes. Requires `supportsHandOff`.
+    func snapshot(instance: UnsafeMutableRawPointer?, comm: CommHandle) throws(PluginCallError) -> [UInt8] {
+        guard let snapshotFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no snapshot") }
+        let sink = SnapshotSink()
+        let context = Unmanaged.passRetained(sink)
+        defer { context.release() }
+        var writer = commhost_writer(context: context.toOpaque()) { context, ptr, len in
+            guard let context else { return COMMHOST_EINVAL }
+            guard len == 0 || ptr != nil else { return COMMHOST_EINVAL }
+            let sink = Unmanaged<SnapshotSink>.fromOpaque(context).takeUnretainedValue()
+            if len > 0 { sink.bytes.append(contentsOf: UnsafeBufferPointer(start: ptr, count: len)) }
+            return COMMHOST_OK
+        }
+        try library.call { snapshotFn(instance, comm.opaque, &writer) }
+        return sink.bytes
+    }
+
+    /// Calls restore: a new instance for `comm` from `state`. Requires `supportsHandOff`.
+    func restore(comm: CommHandle, state: [UInt8]) throws(PluginCallError) -> UnsafeMutableRawPointer? {
+        guard let restoreFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no restore") }
+        var instance: UnsafeMutableRawPointer? = nil
+        let libraryState = library.state
+        try state.withUnsafeBufferPointer { raw in
+            Result { () throws(PluginCallError) in
+                try library.call { restoreFn(libraryState, comm.opaque, commhost_bytes(ptr: raw.baseAddress, len: raw.count), &instance) }
+            }
+        }.get()
+        return instance
+    }
+}
+
+/// Collects what a plugin's snapshot writes.
+private final class SnapshotSink {
+    var bytes: [UInt8] = []
+}

@@ -24,6 +24,8 @@ public final class PluginLibrary: @unchecked Sendable {
     public let abiMajor: UInt16, abiMinor: UInt16
     /// The library holds Swift code and so is never unloaded.
     public let containsSwift: Bool
+    /// The config JSON text its init was given.
+    public let config: [UInt8]
     /// Callbacks may run concurrently (`COMMHOST_PLUGIN_CONCURRENT`).
     public let concurrent: Bool
     /// The handlers, in descriptor order.
@@ -88,7 +90,7 @@ public final class PluginLibrary: @unchecked Sendable {
         }
         let library: PluginLibrary
         do {
-            library = try PluginLibrary(path: path, stagedPath: stagedPath, sha256: digest, containsSwift: image.containsSwift,
+            library = try PluginLibrary(path: path, stagedPath: stagedPath, sha256: digest, config: config, containsSwift: image.containsSwift,
                                         descriptor: descriptor, dl: dl, staging: staging)
         } catch {
             throw refuse(error.kind, error.reason)
@@ -101,7 +103,7 @@ public final class PluginLibrary: @unchecked Sendable {
         return library
     }
 
-    private init(path: String, stagedPath: String, sha256: String, containsSwift: Bool,
+    private init(path: String, stagedPath: String, sha256: String, config: [UInt8], containsSwift: Bool,
                  descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary, staging: StagingArea) throws(LoadError) {
         let size = descriptor.pointee.struct_size
         let versionsEnd = MemoryLayout<commhost_plugin>.offset(of: \.abi_minor)! + 2
@@ -121,6 +123,7 @@ public final class PluginLibrary: @unchecked Sendable {
         self.path = path
         self.stagedPath = stagedPath
         self.sha256 = sha256
+        self.config = config
         self.containsSwift = containsSwift
         self.dl = dl
         self.staging = staging

@@ -323,10 +323,15 @@ typedef struct commhost_handler {
     /**
      * Hand-off for reload, on the old version: writes the instance's state
      * as bytes to `out`. Optional; a handler without both snapshot and
-     * restore has its comms closed (cause COMMHOST_CLOSE_RELOAD) on reload.
-     * The instance stays live; the host calls close (cause
-     * COMMHOST_CLOSE_RELOAD) on it only when the hand-off is abandoned.
-     * [comm-serialized]
+     * restore (in the old or the new version) has its comms closed (cause
+     * COMMHOST_CLOSE_RELOAD) on reload. The instance stays live and belongs
+     * to this version: if the reload is abandoned it goes on serving; if
+     * the hand-off succeeds the host makes no further call with it, and the
+     * library frees it no later than its deinit. The host checks the round
+     * trip before switching: the new version's snapshot of the instance it
+     * restored must equal these bytes, so keep the encoding deterministic
+     * (a version that changes its state format should close its comms
+     * instead, by leaving snapshot out). [comm-serialized]
      */
     commhost_status (*snapshot)(void *instance, commhost_comm *comm,
                                 const commhost_writer *out);

@@ -1,0 +1,229 @@
+import Dispatch
+import Glibc
+
+/// Owns what is loaded while serving, and changes it safely: a library
+/// rebuilt on disk (hot reload) or an edited manifest (SIGHUP or a watched
+/// change). Work runs one operation at a time on its own queue; each either
+/// switches completely or changes nothing and logs why.
+public final class Reloader: @unchecked Sendable {
+    // @unchecked: `manifest`, `libraries` and `watcher` are only touched on `queue`.
+    private let manager: CommManager
+    private let staging: StagingArea
+    private let logger: Logger
+    private let executableDirectory: String
+    private let forceWatch: Bool
+    private let queue = DispatchQueue(label: "commhost.reload")
+    private var manifest: Manifest
+    private var libraries: [String: PluginLibrary]
+    private var watcher: FileWatcher?
+    private var reloads = 0
+
+    /// A reloader for what `plugins` loaded from `manifest`. With `watch`
+    /// (or `reload.watch` in the manifest) it watches every loaded library
+    /// and the manifest file.
+    public init(manifest: Manifest, plugins: PluginSet, manager: CommManager, staging: StagingArea,
+                logger: Logger, executableDirectory: String, watch: Bool) {
+        self.manifest = manifest
+        self.libraries = plugins.libraries
+        self.manager = manager
+        self.staging = staging
+        self.logger = logger
+        self.executableDirectory = executableDirectory
+        self.forceWatch = watch
+        queue.sync { updateWatcher() }
+    }
+
+    /// How many reloads have switched code so far.
+    public var reloadCount: Int { queue.sync { reloads } }
+
+    /// Re-reads the manifest and applies the difference (SIGHUP).
+    public func reloadManifest(reason: String) {
+        queue.async { self.applyManifest(reason: reason) }
+    }
+
+    /// Reloads the library at `path` if its content changed; `seenAt` is
+    /// when the change was first seen (monotonic seconds), for the log.
+    public func libraryChanged(path: String, seenAt: Double) {
+        queue.async { self.reloadLibrary(path: path, seenAt: seenAt) }
+    }
+
+    /// Waits for any reload in progress, stops watching, and retires every
+    /// library. Call after every session has ended.
+    public func retireAll() {
+        queue.sync {
+            watcher?.stop()
+            watcher = nil
+            for library in libraries.values { library.retire() }
+            libraries = [:]
+        }
+    }
+
+    /// Runs `body` after every reload queued so far (for tests and shutdown).
+    func sync<R>(_ body: () -> R) -> R { queue.sync(execute: body) }
+
+    // MARK: Library reload
+
+    private func reloadLibrary(path: String, seenAt: Double) {
+        if path == manifest.sourcePath { return applyManifest(reason: "manifest file changed") }
+        guard let old = libraries[path] else { return }
+        let targets = manifest.enabledTargets.filter { $0.libraryPath == path }
+        if let digest = Self.fileHash(path), digest == old.sha256 {
+            logger.debug("library file touched but unchanged", [("library", .string(path))])
+            return
+        }
+        func refuse(_ step: String, _ reason: String) {
+            logger.error("reload failed; the old version keeps serving",
+                         [("library", .string(path)), ("step", .string(step)), ("reason", .string(reason)), ("old_sha256", .string(old.sha256))])
+        }
+        let new: PluginLibrary
+        do {
+            new = try PluginLibrary.load(path: path, staging: staging, config: old.config,
+                                         expectedSHA256: targets.lazy.compactMap(\.sha256).first)
+        } catch {
+            return refuse(Self.step(for: error.kind), error.reason)
+        }
+        var table = manager.targets.all
+        for target in targets {
+            guard let handler = new.handler(named: target.handler) else {
+                new.retire()
+                return refuse("handlers", "the new version exports no handler \"\(target.handler)\" (bound to \(target.targetName)); it exports: \(new.handlerNames.joined(separator: ", "))")
+            }
+            table[target.targetName] = handler
+        }
+        let report: HandlerSwap.Report
+        do {
+            report = try HandlerSwap.run(manager: manager, table: table) { comm in
+                guard comm.handler.library === old else { return .keep }
+                guard let handler = new.handler(named: comm.handler.name) else { return .close(.reload) }
+                return .move(handler)
+            }
+        } catch {
+            new.retire()
+            return refuse(error.step, error.reason)
+        }
+        libraries[path] = new
+        old.retire()
+        reloads += 1
+        let switched = CommManager.monotonicSeconds()
+        logger.info("reloaded library", [
+            ("library", .string(path)), ("old_sha256", .string(old.sha256)), ("new_sha256", .string(new.sha256)),
+            ("handed_off", .int(report.handedOff)), ("closed", .int(report.closed)),
+            ("swap_ms", .double(Self.millis(switched - seenAt))), ("held_ms", .double(Self.millis(report.heldSeconds))),
+        ])
+    }
+
+    // MARK: Manifest reload
+
+    private func applyManifest(reason: String) {
+        let path = manifest.sourcePath
+        let next: Manifest
+        switch Manifest.load(path: path, executableDirectory: executableDirectory) {
+        case .success(let loaded): next = loaded
+        case .failure(let failure):
+            for problem in failure.problems { logger.error("manifest problem: \(problem)") }
+            logger.error("manifest reload refused; the old configuration keeps serving",
+                         [("manifest", .string(path)), ("reason", .string(reason)), ("problems", .int(failure.problems.count))])
+            return
+        }
+        let set: PluginSet
+        do {
+            set = try PluginSet.load(next, staging: staging, reusing: libraries)
+        } catch {
+            for problem in error.problems { logger.error("plugin problem: \(problem)") }
+            logger.error("manifest reload refused; the old configuration keeps serving", [("manifest", .string(path)), ("reason", .string(reason))])
+            return
+        }
+        let oldTable = manager.targets.all
+        let kept = Set(set.libraries.values.map { ObjectIdentifier($0) })
+        let report: HandlerSwap.Report
+        do {
+            report = try HandlerSwap.run(manager: manager, table: set.bindings) { comm in
+                if oldTable[comm.targetName] === comm.handler {
+                    guard let handler = set.bindings[comm.targetName] else { return .close(.removed) }
+                    return .move(handler)
+                }
+                // A comm the plugin opened toward the client: it follows its library.
+                let library = comm.handler.library
+                if kept.contains(ObjectIdentifier(library)) { return .keep }
+                if let replacement = set.libraries[library.path], let handler = replacement.handler(named: comm.handler.name) {
+                    return .move(handler)
+                }
+                return .close(.removed)
+            }
+        } catch {
+            for library in set.loaded { library.retire() }
+            logger.error("manifest reload refused; the old configuration keeps serving",
+                         [("manifest", .string(path)), ("step", .string(error.step)), ("reason", .string(error.reason))])
+            return
+        }
+        for library in libraries.values where !kept.contains(ObjectIdentifier(library)) { library.retire() }
+        let added = Set(set.bindings.keys).subtracting(oldTable.keys)
+        let removed = Set(oldTable.keys).subtracting(set.bindings.keys)
+        let changed = set.bindings.filter { name, handler in oldTable[name].map { $0 !== handler } ?? false }.keys
+        libraries = set.libraries
+        manifest = next
+        reloads += 1
+        updateWatcher()
+        logger.info("manifest reloaded", [
+            ("manifest", .string(path)), ("reason", .string(reason)),
+            ("added", .string(added.sorted().joined(separator: ","))), ("removed", .string(removed.sorted().joined(separator: ","))),
+            ("changed", .string(changed.sorted().joined(separator: ","))), ("handed_off", .int(report.handedOff)),
+            ("closed", .int(report.closed)), ("held_ms", .double(Self.millis(report.heldSeconds))),
+        ])
+    }
+
+    // MARK: Watching
+
+    private func updateWatcher() {
+        guard forceWatch || manifest.reload.watch else {
+            watcher?.stop()
+            watcher = nil
+            return
+        }
+        if watcher == nil {
+            do {
+                watcher = try FileWatcher(debounceMilliseconds: manifest.reload.debounceMS, logger: logger) { [weak self] path, seen in
+                    self?.libraryChanged(path: path, seenAt: seen)
+                }
+                watcher?.start()
+            } catch {
+                logger.error("cannot watch for reloads: inotify failed", [("error", .string("\(error)"))])
+                return
+            }
+        }
+        watcher?.watch(files: Set(libraries.keys).union([manifest.sourcePath]))
+        logger.info("watching for reloads", [("files", .int(libraries.count + 1)), ("debounce_ms", .int(manifest.reload.debounceMS))])
+    }
+
+    // MARK: Helpers
+
+    private static func step(for kind: LoadError.Kind) -> String {
+        switch kind {
+        case .unreadable, .staging: "read"
+        case .notSharedObject: "check ELF"
+        case .hashMismatch: "check sha256"
+        case .dlopenFailed: "dlopen"
+        case .noEntry, .badDescriptor: "check ABI"
+        case .badHandler: "handlers"
+        case .initFailed: "init"
+        }
+    }
+
+    private static func fileHash(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var hasher = SHA256Hasher()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return SHA256.hex(hasher.finalize())
+    }
+
+    private static func millis(_ seconds: Double) -> Double { (seconds * 1_000_000).rounded() / 1000 }
+}
