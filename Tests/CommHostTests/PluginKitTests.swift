@@ -509,17 +509,8 @@ private enum ProbePlugin {
         let sourcePath = dir + "/probe.swift"
         let output = dir + "/libProbePlugin.so"
         try source.write(toFile: sourcePath, atomically: true, encoding: .utf8)
-        let build = TestSupport.buildDirectory
-        let kitObjects = try FileManager.default.contentsOfDirectory(atPath: build + "/CommPluginKit.build")
-            .filter { $0.hasSuffix(".swift.o") }.map { build + "/CommPluginKit.build/" + $0 }
-        var arguments = ["-emit-library", "-module-name", "ProbePlugin", "-swift-version", "6",
-                         "-I", build + "/Modules",
-                         "-Xcc", "-fmodule-map-file=" + build + "/CommPluginAPI.build/module.modulemap",
-                         "-o", output, sourcePath] + kitObjects
-        if let variant { arguments += ["-D", variant] }
-        let result = try TestSupport.run(try swiftc(), arguments)
+        try TestSupport.compileSwiftPlugin(source: sourcePath, output: output, moduleName: "ProbePlugin", defines: variant.map { [$0] } ?? [])
         try? FileManager.default.removeItem(atPath: sourcePath)
-        guard result.status == 0 else { throw KitTestFailure("swiftc failed: \(result.output)") }
         built.withLock { $0[variant ?? ""] = output }
         return output
     }
@@ -533,15 +524,6 @@ private enum ProbePlugin {
         for path in paths {
             try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
         }
-    }
-
-    /// swiftc from PATH (the toolchain running this test).
-    private static func swiftc() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
-        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/swiftc") {
-            return "\(dir)/swiftc"
-        }
-        throw KitTestFailure("swiftc is not on PATH")
     }
 }
 

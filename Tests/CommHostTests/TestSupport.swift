@@ -52,6 +52,33 @@ enum TestSupport {
         return output
     }
 
+    /// Compiles the Swift plugin `source` (a path) into a shared library at
+    /// `output`, linking the CommPluginKit objects the package built (the
+    /// same toolchain and kit as the host's tests).
+    static func compileSwiftPlugin(source: String, output: String, moduleName: String, defines: [String] = []) throws {
+        let build = buildDirectory
+        let kitObjects = try FileManager.default.contentsOfDirectory(atPath: build + "/CommPluginKit.build")
+            .filter { $0.hasSuffix(".swift.o") }.map { build + "/CommPluginKit.build/" + $0 }
+        var arguments = ["-emit-library", "-module-name", moduleName, "-swift-version", "6",
+                         "-I", build + "/Modules",
+                         "-Xcc", "-fmodule-map-file=" + build + "/CommPluginAPI.build/module.modulemap",
+                         "-o", output, source] + kitObjects
+        for define in defines { arguments += ["-D", define] }
+        let result = try run(try swiftc(), arguments)
+        guard result.status == 0 else {
+            throw NSError(domain: "swiftc", code: Int(result.status), userInfo: [NSLocalizedDescriptionKey: "swiftc failed: \(result.output)"])
+        }
+    }
+
+    /// swiftc from PATH (the toolchain running this test).
+    static func swiftc() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
+        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/swiftc") {
+            return "\(dir)/swiftc"
+        }
+        throw NSError(domain: "swiftc", code: 1, userInfo: [NSLocalizedDescriptionKey: "swiftc is not on PATH"])
+    }
+
     /// Runs a program to completion and returns its exit status and merged output.
     static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()

@@ -40,6 +40,26 @@ struct ELFImage {
         guard machine == Self.hostMachine else {
             throw Refusal(reason: "ELF shared object is for machine \(machine), this host is machine \(Self.hostMachine)")
         }
+        // dlopen maps segments straight from the file; one that reaches past
+        // its end (a half-written build) would fault with SIGBUS when touched.
+        let phoff = Int(clamping: Self.u64(bytes, 0x20))
+        let phentsize = Int(Self.u16(bytes, 0x36))
+        let phnum = Int(Self.u16(bytes, 0x38))
+        guard phentsize >= 56, phnum > 0, phoff <= bytes.count, phnum <= (bytes.count - phoff) / phentsize else {
+            throw Refusal(reason: "ELF file is truncated or damaged: its program headers lie outside the file (\(bytes.count) bytes); it may still be being written")
+        }
+        for i in 0..<phnum {
+            let base = phoff + i * phentsize
+            let end = Self.u64(bytes, base + 0x08).addingReportingOverflow(Self.u64(bytes, base + 0x20))
+            guard !end.overflow, end.partialValue <= UInt64(bytes.count) else {
+                throw Refusal(reason: "ELF file is truncated: segment \(i) ends at byte \(end.partialValue) but the file has \(bytes.count) bytes; it may still be being written")
+            }
+        }
+        let shoff = Self.u64(bytes, 0x28)
+        let sectionsEnd = shoff + UInt64(Self.u16(bytes, 0x3a)) * UInt64(Self.u16(bytes, 0x3c))
+        guard sectionsEnd <= UInt64(bytes.count) else {
+            throw Refusal(reason: "ELF file is truncated: its section headers end at byte \(sectionsEnd) but the file has \(bytes.count) bytes; it may still be being written")
+        }
         containsSwift = Self.scanForSwift(bytes)
     }
 
