@@ -81,6 +81,16 @@ final class LoaderTests: XCTestCase {
         XCTAssertTrue(error!.reason.contains("not a shared object"), error!.reason)
     }
 
+    func testTruncatedLibraryIsRefusedBeforeDlopen() throws {
+        // dlopen of a half-written file would fault (SIGBUS) on the missing pages.
+        let whole = try Data(contentsOf: URL(fileURLWithPath: try variant("whole")))
+        let path = "\(dir!)/libhalf.so"
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: path))
+        let error = refusal(path)
+        XCTAssertEqual(error?.kind, .notSharedObject)
+        XCTAssertTrue(error!.reason.contains("truncated"), error!.reason)
+    }
+
     func testMissingFileIsRefusedAsUnreadable() {
         let error = refusal("\(dir!)/missing.so")
         XCTAssertEqual(error?.kind, .unreadable)
