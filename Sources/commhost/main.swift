@@ -3,13 +3,20 @@ import Glibc
 
 let usage = """
 usage: commhost [serve] [--manifest FILE] [--dialect jupyter|shinywidgets] [--log-level LEVEL] [--watch]
+                        [--socket PATH [--socket-mode MODE]]
+       commhost stats --socket PATH [--json] [--timeout SECONDS]
        commhost check [--json] [FILE]
        commhost inspect [--json] LIBRARY
        commhost --help
 
 commands:
   serve     speak the comm protocol on stdin/stdout (the default command): one
-            JSON frame per line in, one per line out; logs go to stderr as JSON lines
+            JSON frame per line in, one per line out; logs go to stderr as JSON lines.
+            With --socket, listen on a Unix socket instead: each connection is one
+            session with its own comms, speaking the same frames
+  stats     ask the host listening on --socket for its counters (sessions, comms,
+            messages and handler time per target, errors, reloads); prints a table,
+            or the reply's JSON with --json (docs/STATS.md)
   check     validate a manifest and load its libraries in a throwaway stage;
             prints every problem, one per line; exit 0 clean, 1 problems, 2 usage
   inspect   load one plugin library and print its name, version, ABI and handlers
@@ -22,7 +29,12 @@ options:
   --watch           reload a plugin library when it is rebuilt, keeping its open comms
                     (hand-off) or closing them; also on with the manifest's reload.watch.
                     SIGHUP re-reads the manifest and applies the difference
-  --json            machine-readable output (check, inspect)
+  --socket PATH     serve (or query, for stats) on this Unix socket; a stale socket file
+                    is replaced, a live one is refused; removed on shutdown
+  --socket-mode MODE  octal permissions of the socket file (default 0600); must keep
+                    owner read and write, e.g. 0660 to let the group connect
+  --timeout SECONDS how long stats waits for the reply (default 10)
+  --json            machine-readable output (check, inspect, stats)
 """
 
 /// Prints `text` plus a newline to stdout or stderr.
@@ -66,7 +78,7 @@ func executableDirectory() -> String {
 
 func runServe(_ arguments: [String]) -> Int32 {
     do {
-        let args = try Arguments(arguments, spec: .init(options: ["manifest", "dialect", "log-level"], flags: ["watch"]))
+        let args = try Arguments(arguments, spec: .init(options: ["manifest", "dialect", "log-level", "socket", "socket-mode"], flags: ["watch"]))
         var options = ServeOptions(manifestPath: args.value("manifest"), executableDirectory: executableDirectory())
         options.watch = args.flag("watch")
         if let name = args.value("dialect") {
@@ -77,10 +89,28 @@ func runServe(_ arguments: [String]) -> Int32 {
             guard let level = LogLevel(name: name) else { return usageFailure("--log-level must be debug, info, warning or error, not \"\(name)\"") }
             options.logLevel = level
         }
+        if let text = args.value("socket-mode") {
+            guard args.value("socket") != nil else { return usageFailure("--socket-mode needs --socket PATH") }
+            guard parseSocketMode(text) != nil else {
+                return usageFailure("--socket-mode must be octal permissions keeping owner read and write (0600 to 0777, e.g. 0660), not \"\(text)\"")
+            }
+        }
+        if let path = args.value("socket") {
+            guard !path.isEmpty else { return usageFailure("--socket needs a path") }
+            return Host.serveSocket(options, path: path, mode: args.value("socket-mode").flatMap(parseSocketMode) ?? 0o600)
+        }
         return Host.serveStdio(options)
     } catch {
         return usageFailure(error.message)
     }
+}
+
+/// Reads `--socket-mode`: octal digits for permission bits only, keeping
+/// the owner's read and write (without them the host could not be reached).
+func parseSocketMode(_ text: String) -> mode_t? {
+    guard !text.isEmpty, text.count <= 4, text.allSatisfy({ ("0"..."7").contains($0) }),
+          let mode = mode_t(text, radix: 8), mode <= 0o777, mode & 0o600 == 0o600 else { return nil }
+    return mode
 }
 
 func runCheck(_ arguments: [String]) -> Int32 {
@@ -110,6 +140,8 @@ case "check":
     code = runCheck(arguments)
 case "inspect":
     code = runInspect(arguments)
+case "stats":
+    code = runStats(arguments)
 default:
     code = usageFailure("unknown command \"\(command)\"")
 }

@@ -18,10 +18,13 @@ final class Comm: CommHandle, @unchecked Sendable {
     var owesClose = false
     /// True once the comm is closed: sends are refused from then on.
     var closed = false
+    /// The stats counters of the comm's target.
+    let stats: StatsTarget
 
     init(id: String, targetName: String, session: Session, handler: Handler) {
         self.session = session
         self.handler = handler
+        stats = session.statsTarget(for: targetName)
         super.init(id: id, targetName: targetName)
     }
 

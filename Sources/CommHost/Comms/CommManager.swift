@@ -18,8 +18,8 @@ public final class CommManager: Sendable {
     /// Taken to create a session, and by `holdAll` so no session appears mid-swap.
     private let admission = ConditionLock()
     private let nextSessionID = Atomic<Int>(1)
-    private let errors = Mutex<[String: Int]>([:])
-    private let started: Double
+    /// The counters behind `commhost_stats_reply`.
+    let stats = Stats()
 
     /// A manager over `targets`.
     public init(targets: TargetTable, limits: SessionLimits = SessionLimits(), dialect: Dialect = .jupyter, logger: Logger = .discard) {
@@ -27,7 +27,6 @@ public final class CommManager: Sendable {
         self.limits = limits
         self.dialect = dialect
         self.logger = logger
-        started = Self.monotonicSeconds()
     }
 
     /// A new session with an empty comm table.
@@ -72,29 +71,24 @@ public final class CommManager: Sendable {
 
     /// Counts one error frame of kind `ename`.
     func countError(_ ename: String) {
-        errors.withLock { $0[ename, default: 0] += 1 }
+        stats.countError(ename)
     }
 
-    /// The `commhost_stats_reply` content: uptime, sessions, open comms per
-    /// target and error frames per kind.
-    func statsJSON() -> [UInt8] {
+    /// Counts one reload that switched code (reported as `reloads` in stats).
+    public func countReload() {
+        stats.countReload()
+    }
+
+    /// The figures a `commhost_stats_request` is answered with: uptime,
+    /// sessions, open comms, messages and handler time per target, errors
+    /// per kind and reloads (docs/STATS.md).
+    public func statsSnapshot() -> StatsSnapshot {
         let live = liveSessions
-        var perTarget: [String: Int] = [:]
+        var open: [String: Int] = [:]
         for session in live {
-            for (target, count) in session.openCommsPerTarget() { perTarget[target, default: 0] += count }
+            for (target, count) in session.openCommsPerTarget() { open[target, default: 0] += count }
         }
-        let errorCounts = errors.withLock { $0 }
-        var out = "{\"uptime_s\":\(String(format3(Self.monotonicSeconds() - started))),\"sessions\":\(live.count),\"open_comms\":{"
-        out += perTarget.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ",")
-        out += "},\"errors\":{"
-        out += errorCounts.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ",")
-        out += "}}"
-        return Array(out.utf8)
-    }
-
-    private func format3(_ value: Double) -> String {
-        let millis = Int((value * 1000).rounded())
-        return "\(millis / 1000).\(String(millis % 1000 + 1000).dropFirst())"
+        return stats.snapshot(sessions: live.count, openComms: open, known: targets.all.keys)
     }
 
     static func monotonicSeconds() -> Double {

@@ -23,12 +23,13 @@ public final class Session: @unchecked Sendable {
     private let parser: FrameParser
     private let logger: Logger
 
-    /// Guards `encoder`, `pending`, `ended`, `endReason` and every comm's `closed`.
+    /// Guards `encoder`, `pending`, `ended`, `endReason`, `onEarlyEnd` and every comm's `closed`.
     private let output = ConditionLock()
     private var encoder: FrameEncoder
     private var pending: [UInt8] = []
     private var ended = false
     private var endReason: String?
+    private var onEarlyEnd: (@Sendable () -> Void)?
 
     private let comms = Mutex<[String: Comm]>([:])
 
@@ -80,6 +81,20 @@ public final class Session: @unchecked Sendable {
     /// Why the session ended early (outbound bound exceeded), if it did.
     public var earlyEndReason: String? { output.withLock { endReason } }
 
+    /// Sets what to do when the session ends early (its client fell more
+    /// than `limits.maxOutboundBytes` behind): typically wake the transport's
+    /// reader and writer so the client is disconnected at once. `body` runs
+    /// once, holding the session's output lock, so it must not call back
+    /// into the session. Runs at once if the session already ended early.
+    public func whenEndedEarly(_ body: @escaping @Sendable () -> Void) {
+        let now = output.withLock { () -> Bool in
+            guard endReason == nil else { return true }
+            onEarlyEnd = body
+            return false
+        }
+        if now { body() }
+    }
+
     private func handle(_ frame: UnsafeRawBufferPointer, line: Int) {
         let parsed: InboundFrame
         do {
@@ -100,9 +115,14 @@ public final class Session: @unchecked Sendable {
                 emitClose(id: parsed.commID)
                 return
             }
+            comm.stats.messagesIn.add(1, ordering: .relaxed)
             do {
                 try MessageView.with(data: data, metadata: metadata, buffers: parsed.buffers) { message in
-                    Result { () throws(PluginCallError) in try comm.handler.message(instance: comm.instance, comm: comm, message: message) }
+                    Result { () throws(PluginCallError) in
+                        try comm.stats.timed { () throws(PluginCallError) in
+                            try comm.handler.message(instance: comm.instance, comm: comm, message: message)
+                        }
+                    }
                 }.get()
             } catch {
                 reportHandlerError(error, comm: comm, during: "comm_msg", line: line)
@@ -120,7 +140,7 @@ public final class Session: @unchecked Sendable {
             }.sorted { $0.commID < $1.commID }
             emit { encoder, out in encoder.commInfoReply(into: &out, comms: listed, parent: currentParent) }
         case .statsRequest:
-            let content = manager.statsJSON()
+            let content = manager.statsSnapshot().json
             emit { encoder, out in
                 content.withUnsafeBytes { encoder.raw(into: &out, msgType: "commhost_stats_reply", contentJSON: $0, parent: currentParent) }
             }
@@ -158,10 +178,13 @@ public final class Session: @unchecked Sendable {
         }
         do {
             let instance = try MessageView.with(data: data, metadata: metadata, buffers: frame.buffers) { message in
-                Result { () throws(PluginCallError) in try handler.open(comm: comm, message: message) }
+                Result { () throws(PluginCallError) in
+                    try comm.stats.timed { () throws(PluginCallError) in try handler.open(comm: comm, message: message) }
+                }
             }.get()
             comm.instance = instance
             comm.owesClose = true
+            comm.stats.opened.add(1, ordering: .relaxed)
         } catch {
             comms.withLock { table in
                 if table[comm.id] === comm { table[comm.id] = nil }
@@ -181,11 +204,13 @@ public final class Session: @unchecked Sendable {
         let status = checkOutgoing(message)
         guard status == COMMHOST_OK else { return status }
         let parent = isOwner ? currentParent : nil
-        return withOutgoing(message) { data, metadata, buffers in
+        let sent = withOutgoing(message) { data, metadata, buffers in
             emitChecked(comm: comm) { encoder, out in
                 encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
             }
         }
+        if sent == COMMHOST_OK { comm.stats.messagesOut.add(1, ordering: .relaxed) }
+        return sent
     }
 
     func pluginClose(_ comm: Comm, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
@@ -228,6 +253,7 @@ public final class Session: @unchecked Sendable {
             }
             guard inserted == COMMHOST_OK else { return inserted }
             comm.owesClose = true
+            comm.stats.opened.add(1, ordering: .relaxed)
             encoder.commOpen(into: &pending, commID: id, targetName: targetName, data: data, metadata: metadata, buffers: buffers, parent: parent)
             afterAppend()
             return COMMHOST_OK
@@ -284,7 +310,7 @@ public final class Session: @unchecked Sendable {
     private func runClose(_ comm: Comm, cause: CloseCause, message: UnsafePointer<commhost_message>) {
         guard comm.owesClose else { return }
         comm.owesClose = false
-        comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause.cValue)
+        comm.stats.timed { comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause.cValue) }
         comm.instance = nil
     }
 
@@ -362,6 +388,8 @@ public final class Session: @unchecked Sendable {
             ended = true
             endReason = "client is not reading: \(pending.count) bytes waiting exceeds limits.max_outbound_bytes (\(limits.maxOutboundBytes))"
             logger.error("ending session: outbound bound exceeded", [("session", .int(id)), ("reason", .string(endReason!))])
+            onEarlyEnd?()
+            onEarlyEnd = nil
         }
         output.broadcast()
     }
@@ -397,6 +425,11 @@ public final class Session: @unchecked Sendable {
         while wait && pending.isEmpty && !ended { output.wait() }
         swap(&buffer, &pending)
         return !(ended && buffer.isEmpty)
+    }
+
+    /// The stats counters of `targetName` (each comm looks its target's up once).
+    func statsTarget(for targetName: String) -> StatsTarget {
+        manager.stats.target(targetName)
     }
 
     /// How many comms are open per target, for stats.

@@ -23,11 +23,28 @@ public enum Host {
         return source
     }
 
-    /// Serves one session on stdin/stdout until end of input, SIGINT or
-    /// SIGTERM; then closes every comm (cause: shutdown), runs every
-    /// library's deinit and returns 0. Returns 1 when the manifest or a
-    /// library is refused, after logging every problem.
-    public static func serveStdio(_ options: ServeOptions) -> Int32 {
+    /// What serving needs once the manifest and its libraries are loaded;
+    /// shared by every transport.
+    struct Serving {
+        let logger: Logger
+        let manifest: Manifest
+        let plugins: PluginSet
+        let staging: StagingArea
+        let manager: CommManager
+        let reloader: Reloader
+
+        /// Retires every library (runs each deinit) and removes the staging
+        /// area. Call after every session has ended.
+        func finish() {
+            reloader.retireAll()
+            staging.removeAll()
+        }
+    }
+
+    /// Loads the manifest and its libraries and builds the comm manager and
+    /// reloader. Returns nil, after logging every problem, when the manifest
+    /// or a library is refused.
+    static func startServing(_ options: ServeOptions) -> Serving? {
         let logger = Logger(minimumLevel: options.logLevel)
         HostAPI.logger.withLock { $0 = logger }
         let path = options.manifestPath ?? defaultManifestPath(executableDirectory: options.executableDirectory)
@@ -37,7 +54,7 @@ public enum Host {
         case .failure(let failure):
             for problem in failure.problems { logger.error("manifest problem: \(problem)") }
             logger.error("refusing to serve: the manifest has \(failure.problems.count) problem(s)", [("manifest", .string(path))])
-            return 1
+            return nil
         }
         let staging: StagingArea
         let plugins: PluginSet
@@ -45,14 +62,14 @@ public enum Host {
             staging = try StagingArea()
         } catch {
             logger.error("cannot stage libraries: \(error)")
-            return 1
+            return nil
         }
         do {
             plugins = try PluginSet.load(manifest, staging: staging)
         } catch {
             for problem in error.problems { logger.error("plugin problem: \(problem)") }
             staging.removeAll()
-            return 1
+            return nil
         }
         for library in plugins.libraries.values {
             logger.info("loaded library", [("library", .string(library.path)), ("name", .string(library.name)),
@@ -64,6 +81,17 @@ public enum Host {
         let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger)
         let reloader = Reloader(manifest: manifest, plugins: plugins, manager: manager, staging: staging, logger: logger,
                                 executableDirectory: options.executableDirectory, watch: options.watch)
+        return Serving(logger: logger, manifest: manifest, plugins: plugins, staging: staging, manager: manager, reloader: reloader)
+    }
+
+    /// Serves one session on stdin/stdout until end of input, SIGINT or
+    /// SIGTERM; then closes every comm (cause: shutdown), runs every
+    /// library's deinit and returns 0. Returns 1 when the manifest or a
+    /// library is refused, after logging every problem.
+    public static func serveStdio(_ options: ServeOptions) -> Int32 {
+        guard let serving = startServing(options) else { return 1 }
+        let (logger, manifest, plugins, manager, reloader) = (serving.logger, serving.manifest, serving.plugins, serving.manager, serving.reloader)
+        let limits = manager.limits
         let session = manager.makeSession()
         let transport = StreamTransport(session: session, input: STDIN_FILENO, output: STDOUT_FILENO, limits: limits, logger: logger)
 
@@ -75,8 +103,7 @@ public enum Host {
                 logger.info("shutting down", [("reason", .string(why))])
                 manager.shutdown()
                 transport.finishOutput()
-                reloader.retireAll()
-                staging.removeAll()
+                serving.finish()
                 logger.info("stopped")
             }
         }

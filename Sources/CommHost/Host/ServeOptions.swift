@@ -9,6 +9,9 @@ public struct ServeOptions: Sendable {
     /// `--watch`: reload libraries when they change on disk (also on when the
     /// manifest's `reload.watch` is true).
     public var watch = false
+    /// On shutdown with `--socket`: seconds clients get to take the frames
+    /// already sent to them before they are disconnected.
+    public var shutdownGraceSeconds = 2.0
     /// The folder holding the running executable (searched for the default
     /// manifest and, last, for libraries).
     public var executableDirectory: String
