@@ -16,7 +16,6 @@ public final class Reloader: @unchecked Sendable {
     private var manifest: Manifest
     private var libraries: [String: PluginLibrary]
     private var watcher: FileWatcher?
-    private var reloads = 0
 
     /// A reloader for what `plugins` loaded from `manifest`. With `watch`
     /// (or `reload.watch` in the manifest) it watches every loaded library
@@ -32,9 +31,6 @@ public final class Reloader: @unchecked Sendable {
         self.forceWatch = watch
         queue.sync { updateWatcher() }
     }
-
-    /// How many reloads have switched code so far.
-    public var reloadCount: Int { queue.sync { reloads } }
 
     /// Re-reads the manifest and applies the difference (SIGHUP).
     public func reloadManifest(reason: String) {
@@ -57,9 +53,6 @@ public final class Reloader: @unchecked Sendable {
             libraries = [:]
         }
     }
-
-    /// Runs `body` after every reload queued so far (for tests and shutdown).
-    func sync<R>(_ body: () -> R) -> R { queue.sync(execute: body) }
 
     // MARK: Library reload
 
@@ -103,7 +96,7 @@ public final class Reloader: @unchecked Sendable {
         }
         libraries[path] = new
         old.retire()
-        reloads += 1
+        manager.countReload()
         let switched = CommManager.monotonicSeconds()
         logger.info("reloaded library", [
             ("library", .string(path)), ("old_sha256", .string(old.sha256)), ("new_sha256", .string(new.sha256)),
@@ -162,7 +155,7 @@ public final class Reloader: @unchecked Sendable {
         let changed = set.bindings.filter { name, handler in oldTable[name].map { $0 !== handler } ?? false }.keys
         libraries = set.libraries
         manifest = next
-        reloads += 1
+        manager.countReload()
         updateWatcher()
         logger.info("manifest reloaded", [
             ("manifest", .string(path)), ("reason", .string(reason)),
