@@ -15,6 +15,8 @@ let package = Package(
         .target(name: "CommPluginKit", dependencies: ["CommPluginAPI"]),
         .target(name: "CommHost", dependencies: ["CommPluginAPI"]),
         .executableTarget(name: "commhost", dependencies: ["CommHost"]),
+        // The benchmark (issue 7); its Python and C peers live in Benchmarks/peer, outside the target.
+        .executableTarget(name: "commhost-bench", dependencies: ["CommHost"], path: "Benchmarks/commhost-bench"),
         .target(name: "Echo", dependencies: ["CommPluginAPI"], path: "Plugins/Echo"),
         .target(name: "Counter", dependencies: ["CommPluginKit"], path: "Plugins/Counter"),
         .testTarget(name: "CommHostTests", dependencies: ["CommHost"], exclude: ["Fixtures"]),

@@ -1,0 +1,65 @@
+import CommHost
+
+/// `buffers`: a comm_msg carrying one 1 MiB binary buffer (base64 on the
+/// wire) echoed through commhost in this process, against Python's base64
+/// decode + encode of the same bytes.
+enum BuffersScenario {
+    static let size = 1 << 20
+
+    static func run(_ tools: Toolbox, _ settings: Settings) throws -> [Row] {
+        let raw = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        let text = base64(raw)
+        let frame = Frames.withBuffer(commID: "c1000", msgID: "b1", base64: text)
+        var frames: [UInt8] = []
+        for _ in 0..<settings.bufferMessages { frames += frame }
+
+        let host = try InProcessHost(pluginPath: try tools.echoPlugin())
+        defer { host.close() }
+        host.feed(Frames.opens(["c1000"], target: "bench.echo"))
+        host.feed(frame)
+        let needle = Array(text.prefix(64))
+        guard countLines(host.output) == 1, host.output.count > text.count,
+              host.output.firstRange(of: needle) != nil else {
+            throw ScenarioFailure("the 1 MiB buffer did not come back: \(String(decoding: host.output.prefix(300), as: UTF8.self))")
+        }
+        var rates = Samples()
+        for round in 0..<(settings.warmup + settings.rounds) {
+            let t0 = Clock.nanos()
+            let (lines, replyBytes) = host.feed(frames, takeEvery: 1)
+            let seconds = Clock.seconds(since: t0)
+            guard lines == settings.bufferMessages, replyBytes > lines * text.count else {
+                throw ScenarioFailure("commhost answered \(lines) buffer frames with \(replyBytes) bytes")
+            }
+            if round >= settings.warmup { rates.append(Double(size * lines) / seconds / 1e6) }
+        }
+
+        let peer = try PeerOutput(try tools.runPeer(["base64", "--size", "\(size)", "--iterations", "\(settings.bufferMessages)",
+                                                     "--warmup", "\(settings.warmup)", "--rounds", "\(settings.rounds)"]))
+        return [
+            Row(scenario: "buffers", measure: "comm_msg with one 1 MiB buffer echoed in-process (MB of raw buffer per s; base64 in and out)",
+                unit: .megabytesPerSecond, commhost: rates,
+                baselineName: "Python `base64.b64decode` + `b64encode` of the same bytes", baseline: try peer.samples("rates"),
+                target: Target(text: "≥ 1× Python's base64") { c, b in c >= b }),
+        ]
+    }
+
+    /// Standard base64 with padding.
+    static func base64(_ bytes: [UInt8]) -> [UInt8] {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(v >> 18 & 63)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)], alphabet[Int(v & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest > 0 {
+            let v = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+            out += [alphabet[Int(v >> 18 & 63)], alphabet[Int(v >> 12 & 63)]]
+            out += rest == 2 ? [alphabet[Int(v >> 6 & 63)], UInt8(ascii: "=")] : [UInt8(ascii: "="), UInt8(ascii: "=")]
+        }
+        return out
+    }
+}

@@ -1,0 +1,70 @@
+import CommHost
+import Glibc
+
+/// commhost's own manager and one session in this process, with the C echo
+/// plugin (Plugins/Echo/echo.c, compiled with cc) bound to `bench.echo`:
+/// the path a frame takes once the transport has read it.
+final class InProcessHost {
+    let staging: StagingArea
+    let library: PluginLibrary
+    let manager: CommManager
+    let session: Session
+    /// Reused output buffer (takeOutput swaps into it).
+    var output: [UInt8] = []
+
+    init(pluginPath: String) throws {
+        staging = try StagingArea()
+        library = try PluginLibrary.load(path: pluginPath, staging: staging)
+        guard let handler = library.handler(named: "echo") else {
+            throw ScenarioFailure("\(pluginPath) has no handler \"echo\"")
+        }
+        manager = CommManager(targets: TargetTable(["bench.echo": handler]))
+        session = manager.makeSession()
+    }
+
+    /// Feeds every line of `bytes` to the session, taking the output every
+    /// `takeEvery` lines; returns (lines fed, reply bytes taken).
+    @discardableResult
+    func feed(_ bytes: [UInt8], takeEvery: Int = 1024) -> (lines: Int, replyBytes: Int) {
+        var lines = 0
+        var replyBytes = 0
+        bytes.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            var start = 0
+            while start < raw.count, let nl = memchr(base + start, 0x0A, raw.count - start) {
+                let stop = base.distance(to: UnsafeRawPointer(nl))
+                lines += 1
+                session.receive(UnsafeRawBufferPointer(start: base + start, count: stop - start), line: lines)
+                start = stop + 1
+                if lines % takeEvery == 0 {
+                    _ = session.takeOutput(into: &output, wait: false)
+                    replyBytes += output.count
+                }
+            }
+        }
+        _ = session.takeOutput(into: &output, wait: false)
+        replyBytes += output.count
+        return (lines, replyBytes)
+    }
+
+    /// Ends the session and retires the plugin.
+    func close() {
+        manager.shutdown()
+        library.retire()
+        staging.removeAll()
+    }
+}
+
+/// Counts newlines in `bytes`.
+func countLines(_ bytes: [UInt8]) -> Int {
+    bytes.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return 0 }
+        var count = 0
+        var start = 0
+        while start < raw.count, let nl = memchr(base + start, 0x0A, raw.count - start) {
+            count += 1
+            start = base.distance(to: UnsafeRawPointer(nl)) + 1
+        }
+        return count
+    }
+}
