@@ -335,4 +335,33 @@ final class WireEncoderTests: XCTestCase {
         XCTAssertEqual(parsed.buffers, [raw])
         XCTAssertEqual(text.withUnsafeBytes { String(decoding: parsed.data!.bytes(in: $0), as: UTF8.self) }, #"{"k":[1,2]}"#)
     }
+
+    // MARK: Room
+
+    func testWorstCaseEscapingFitsTheRoomTheEncoderReserves() {
+        // Strings of control characters grow 6 times (7 inside the shinywidgets message), JSON of
+        // quotes and backslashes doubles when nested; the encoder traps if it guessed too little.
+        let controls = String(repeating: "\u{1}", count: 50)
+        let json = "{\"\\\\\\\"\":\"\\\"\\\"\\\"\",\n\"\":[\"\\\\\"]}"
+        for dialect in Dialect.allCases {
+            var encoder = FrameEncoder(dialect: dialect, msgIDPrefix: controls)
+            var out: [UInt8] = []
+            withBytes(json) { data in
+                withBytes(#""\"\\\"""#) { parent in
+                    encoder.commOpen(into: &out, commID: controls, targetName: controls, data: data, metadata: data, buffers: [data], parent: parent)
+                    encoder.commMsg(into: &out, commID: controls, data: data, metadata: data, buffers: [], parent: parent)
+                    encoder.commClose(into: &out, commID: "", data: data, metadata: data, buffers: [], parent: nil)
+                    encoder.error(into: &out, ename: controls, evalue: controls, line: Int.min, parent: parent)
+                    encoder.commInfoReply(into: &out, comms: [(commID: controls, targetName: controls)], parent: parent)
+                    encoder.raw(into: &out, msgType: controls, contentJSON: data, parent: parent)
+                }
+            }
+            let all = frames(out)
+            XCTAssertEqual(all.count, 6, "\(dialect)")
+            if dialect == .shinywidgets {
+                XCTAssertEqual((message(all[0])["content"] as? [String: Any])?["comm_id"] as? String, controls)
+            }
+            XCTAssertEqual((all[3]["content"] as? [String: Any])?["line"] as? Int, Int.min)
+        }
+    }
 }

@@ -30,35 +30,43 @@ public enum Base64 {
 
     /// Appends the padded base64 text of `bytes` to `out`.
     public static func encode(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        let n = bytes.count
-        guard n > 0, let src = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: encodedCount(of: n)))
-        out.withUnsafeMutableBufferPointer { buffer in
-            let dst = buffer.baseAddress! + start
-            encodeAlphabet.withUnsafeBufferPointer { table in
-                let alphabet = table.baseAddress!
-                var i = 0
-                var o = 0
-                while i + 3 <= n {
-                    let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8 | UInt32(src[i + 2])
-                    dst[o] = alphabet[Int(v >> 18)]
-                    dst[o + 1] = alphabet[Int(v >> 12 & 63)]
-                    dst[o + 2] = alphabet[Int(v >> 6 & 63)]
-                    dst[o + 3] = alphabet[Int(v & 63)]
-                    i += 3
-                    o += 4
-                }
-                let rest = n - i
-                if rest > 0 {
-                    let v = UInt32(src[i]) << 16 | (rest == 2 ? UInt32(src[i + 1]) << 8 : 0)
-                    dst[o] = alphabet[Int(v >> 18)]
-                    dst[o + 1] = alphabet[Int(v >> 12 & 63)]
-                    dst[o + 2] = rest == 2 ? alphabet[Int(v >> 6 & 63)] : UInt8(ascii: "=")
-                    dst[o + 3] = UInt8(ascii: "=")
-                }
+        let n = encodedCount(of: bytes.count)
+        guard n > 0 else { return }
+        out.append(addingCapacity: n) { span in
+            span.withUnsafeMutableBufferPointer { buffer, initialized in
+                initialized += encode(bytes, to: buffer.baseAddress! + initialized)
             }
         }
+    }
+
+    /// Writes the padded base64 text of `bytes` at `dst`, which has room for
+    /// ``encodedCount(of:)`` bytes; returns that count.
+    static func encode(_ bytes: UnsafeRawBufferPointer, to dst: UnsafeMutablePointer<UInt8>) -> Int {
+        let n = bytes.count
+        guard n > 0, let src = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        encodeAlphabet.withUnsafeBufferPointer { table in
+            let alphabet = table.baseAddress!
+            var i = 0
+            var o = 0
+            while i + 3 <= n {
+                let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8 | UInt32(src[i + 2])
+                dst[o] = alphabet[Int(v >> 18)]
+                dst[o + 1] = alphabet[Int(v >> 12 & 63)]
+                dst[o + 2] = alphabet[Int(v >> 6 & 63)]
+                dst[o + 3] = alphabet[Int(v & 63)]
+                i += 3
+                o += 4
+            }
+            let rest = n - i
+            if rest > 0 {
+                let v = UInt32(src[i]) << 16 | (rest == 2 ? UInt32(src[i + 1]) << 8 : 0)
+                dst[o] = alphabet[Int(v >> 18)]
+                dst[o + 1] = alphabet[Int(v >> 12 & 63)]
+                dst[o + 2] = rest == 2 ? alphabet[Int(v >> 6 & 63)] : UInt8(ascii: "=")
+                dst[o + 3] = UInt8(ascii: "=")
+            }
+        }
+        return encodedCount(of: n)
     }
 
     /// Appends the padded base64 text of `bytes` to `out`.

@@ -27,6 +27,9 @@
 ///
 /// Outbound `header.msg_id` is `<8 hex digits>-<n>`: a prefix drawn at random when the encoder
 /// is made and a counter, so ids are unique per encoder (use one encoder per session).
+///
+/// Each frame is written straight into `out`'s spare capacity (one size check, no per-token
+/// `Array.append`), so encoding costs about as much as copying the frame's bytes.
 public struct FrameEncoder: Sendable {
     /// The dialect comm frames are written in.
     public let dialect: Dialect
@@ -47,7 +50,10 @@ public struct FrameEncoder: Sendable {
     public init(dialect: Dialect, msgIDPrefix: String) {
         var escaped: [UInt8] = []
         var prefix = msgIDPrefix
-        prefix.withUTF8 { JSONOutput.escape(UnsafeRawBufferPointer($0), times: 1, to: &escaped) }
+        prefix.withUTF8 { utf8 in
+            let raw = UnsafeRawBufferPointer(utf8)
+            JSONWriter.append(to: &escaped, reserving: JSONWriter.escapedBound(raw.count, times: 1)) { $0.escape(raw, times: 1) }
+        }
         self.init(dialect: dialect, idPrefix: escaped)
     }
 
@@ -63,11 +69,11 @@ public struct FrameEncoder: Sendable {
 
     /// Appends a `comm_open` for `commID` on `targetName`.
     ///
-    /// `buffers` is any sequence of borrowed byte views (an array, or a lazy map over the ABI's
-    /// buffer list), so nothing is copied before it is base64-encoded into `out`.
+    /// `buffers` are borrowed byte views (an empty array allocates nothing); their bytes are
+    /// base64-encoded straight into `out`, never copied first.
     public mutating func commOpen(into out: inout [UInt8], commID: String, targetName: String,
                                   data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                                  buffers: some Sequence<UnsafeRawBufferPointer>,
+                                  buffers: [UnsafeRawBufferPointer],
                                   parent: UnsafeRawBufferPointer?) {
         comm(.open, into: &out, commID: commID, targetName: targetName, data: data,
              metadata: metadata, buffers: buffers, parent: parent)
@@ -76,18 +82,18 @@ public struct FrameEncoder: Sendable {
     /// Appends a `comm_msg` for `commID`.
     public mutating func commMsg(into out: inout [UInt8], commID: String,
                                  data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                                 buffers: some Sequence<UnsafeRawBufferPointer>,
+                                 buffers: [UnsafeRawBufferPointer],
                                  parent: UnsafeRawBufferPointer?) {
-        comm(.msg, into: &out, commID: commID, targetName: nil, data: data,
+        comm(.msg, into: &out, commID: commID, targetName: "", data: data,
              metadata: metadata, buffers: buffers, parent: parent)
     }
 
     /// Appends a `comm_close` for `commID`.
     public mutating func commClose(into out: inout [UInt8], commID: String,
                                    data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                                   buffers: some Sequence<UnsafeRawBufferPointer>,
+                                   buffers: [UnsafeRawBufferPointer],
                                    parent: UnsafeRawBufferPointer?) {
-        comm(.close, into: &out, commID: commID, targetName: nil, data: data,
+        comm(.close, into: &out, commID: commID, targetName: "", data: data,
              metadata: metadata, buffers: buffers, parent: parent)
     }
 
@@ -96,32 +102,47 @@ public struct FrameEncoder: Sendable {
     /// Appends an `error` frame: content `{"ename","evalue","line"}`, `line` left out when nil.
     public mutating func error(into out: inout [UInt8], ename: String, evalue: String, line: Int?,
                                parent: UnsafeRawBufferPointer?) {
-        beginJupyter("error", into: &out, metadata: UnsafeRawBufferPointer(start: nil, count: 0), parent: parent)
-        JSONOutput.structure("{\"ename\":", .plain, to: &out)
-        JSONOutput.string(ename, .plain, to: &out)
-        JSONOutput.structure(",\"evalue\":", .plain, to: &out)
-        JSONOutput.string(evalue, .plain, to: &out)
-        if let line {
-            JSONOutput.structure(",\"line\":", .plain, to: &out)
-            JSONOutput.integer(line, to: &out)
+        var ename = ename
+        var evalue = evalue
+        ename.withUTF8 { name in
+            evalue.withUTF8 { value in
+                let bound = fixedBound(parent) + JSONWriter.escapedBound(name.count + value.count, times: 1) + 24
+                JSONWriter.append(to: &out, reserving: bound) { w in
+                    beginJupyter("error", &w, metadata: Self.none, parent: parent)
+                    w.structure("{\"ename\":", .plain)
+                    w.string(UnsafeRawBufferPointer(name), .plain)
+                    w.structure(",\"evalue\":", .plain)
+                    w.string(UnsafeRawBufferPointer(value), .plain)
+                    if let line {
+                        w.structure(",\"line\":", .plain)
+                        w.integer(line)
+                    }
+                    w.structure("},\"buffers\":[]}\n", .plain)
+                }
+            }
         }
-        JSONOutput.structure("},\"buffers\":[]}\n", .plain, to: &out)
     }
 
     /// Appends a `comm_info_reply`: content `{"status":"ok","comms":{id:{"target_name":name}}}`.
     /// Ids are written in the order given and should be unique.
     public mutating func commInfoReply(into out: inout [UInt8], comms: [(commID: String, targetName: String)],
                                        parent: UnsafeRawBufferPointer?) {
-        beginJupyter("comm_info_reply", into: &out, metadata: UnsafeRawBufferPointer(start: nil, count: 0), parent: parent)
-        JSONOutput.structure("{\"status\":\"ok\",\"comms\":{", .plain, to: &out)
-        for (index, comm) in comms.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            JSONOutput.string(comm.commID, .plain, to: &out)
-            JSONOutput.structure(":{\"target_name\":", .plain, to: &out)
-            JSONOutput.string(comm.targetName, .plain, to: &out)
-            out.append(UInt8(ascii: "}"))
+        var bound = fixedBound(parent)
+        for comm in comms {
+            bound += JSONWriter.escapedBound(comm.commID.utf8.count + comm.targetName.utf8.count, times: 1) + 24
         }
-        JSONOutput.structure("}},\"buffers\":[]}\n", .plain, to: &out)
+        JSONWriter.append(to: &out, reserving: bound) { w in
+            beginJupyter("comm_info_reply", &w, metadata: Self.none, parent: parent)
+            w.structure("{\"status\":\"ok\",\"comms\":{", .plain)
+            for (index, comm) in comms.enumerated() {
+                if index > 0 { w.byte(UInt8(ascii: ",")) }
+                Self.string(comm.commID, &w)
+                w.structure(":{\"target_name\":", .plain)
+                Self.string(comm.targetName, &w)
+                w.byte(UInt8(ascii: "}"))
+            }
+            w.structure("}},\"buffers\":[]}\n", .plain)
+        }
     }
 
     /// Appends a frame of any other type (such as a stats reply) with `contentJSON` (validated
@@ -129,12 +150,15 @@ public struct FrameEncoder: Sendable {
     public mutating func raw(into out: inout [UInt8], msgType: String, contentJSON: UnsafeRawBufferPointer,
                              parent: UnsafeRawBufferPointer?) {
         var type = msgType
-        type.withUTF8 { typeBytes in
-            beginJupyter(UnsafeRawBufferPointer(typeBytes), into: &out,
-                         metadata: UnsafeRawBufferPointer(start: nil, count: 0), parent: parent)
+        type.withUTF8 { typeUTF8 in
+            let typeBytes = UnsafeRawBufferPointer(typeUTF8)
+            let bound = fixedBound(parent) + 2 * JSONWriter.escapedBound(typeBytes.count, times: 1) + contentJSON.count
+            JSONWriter.append(to: &out, reserving: bound) { w in
+                beginJupyter(typeBytes, &w, metadata: Self.none, parent: parent)
+                w.object(contentJSON, .plain)
+                w.structure(",\"buffers\":[]}\n", .plain)
+            }
         }
-        JSONOutput.object(contentJSON, .plain, to: &out)
-        JSONOutput.structure(",\"buffers\":[]}\n", .plain, to: &out)
     }
 
     // MARK: Writing
@@ -143,138 +167,160 @@ public struct FrameEncoder: Sendable {
         case open, msg, close
     }
 
-    private mutating func comm(_ kind: CommKind, into out: inout [UInt8], commID: String, targetName: String?,
+    private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+
+    /// Room for everything but the variable parts: structure, message id, parent token.
+    private func fixedBound(_ parent: UnsafeRawBufferPointer?) -> Int {
+        // The longest fixed text (shinywidgets comm_open, escaped) is under 300 bytes; the
+        // message id adds the prefix and up to 20 digits; the parent token may double when
+        // escaped inside the shinywidgets message.
+        400 + idPrefix.count + 2 * (parent?.count ?? 0)
+    }
+
+    private static func string(_ text: String, _ w: inout JSONWriter) {
+        var text = text
+        text.withUTF8 { w.string(UnsafeRawBufferPointer($0), .plain) }
+    }
+
+    private mutating func comm(_ kind: CommKind, into out: inout [UInt8], commID: String, targetName: String,
                                data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-                               buffers: some Sequence<UnsafeRawBufferPointer>, parent: UnsafeRawBufferPointer?) {
+                               buffers: [UnsafeRawBufferPointer], parent: UnsafeRawBufferPointer?) {
         var id = commID
+        var target = targetName
         id.withUTF8 { idUTF8 in
-            let id = UnsafeRawBufferPointer(idUTF8)
-            out.reserveCapacity(out.count + 192 + 2 * id.count + data.count + metadata.count)
-            switch dialect {
-            case .jupyter:
-                jupyterComm(kind, into: &out, commID: id, targetName: targetName, data: data,
-                            metadata: metadata, buffers: buffers, parent: parent)
-            case .shinywidgets:
-                shinyComm(kind, into: &out, commID: id, targetName: targetName, data: data,
-                          metadata: metadata, buffers: buffers, parent: parent)
+            target.withUTF8 { targetUTF8 in
+                let id = UnsafeRawBufferPointer(idUTF8)
+                let target = UnsafeRawBufferPointer(targetUTF8)
+                let jsonFactor = dialect == .jupyter ? 1 : 2
+                var bound = fixedBound(parent) + jsonFactor * (data.count + metadata.count)
+                bound += 2 * JSONWriter.escapedBound(id.count, times: 2) + JSONWriter.escapedBound(target.count, times: 2)
+                for buffer in buffers { bound += Base64.encodedCount(of: buffer.count) + 8 }
+                JSONWriter.append(to: &out, reserving: bound) { w in
+                    switch dialect {
+                    case .jupyter:
+                        jupyterComm(kind, &w, commID: id, targetName: target, data: data,
+                                    metadata: metadata, buffers: buffers, parent: parent)
+                    case .shinywidgets:
+                        shinyComm(kind, &w, commID: id, targetName: target, data: data,
+                                  metadata: metadata, buffers: buffers, parent: parent)
+                    }
+                }
             }
         }
     }
 
-    private mutating func jupyterComm(_ kind: CommKind, into out: inout [UInt8], commID: UnsafeRawBufferPointer,
-                                      targetName: String?, data: UnsafeRawBufferPointer,
-                                      metadata: UnsafeRawBufferPointer,
-                                      buffers: some Sequence<UnsafeRawBufferPointer>,
+    private mutating func jupyterComm(_ kind: CommKind, _ w: inout JSONWriter, commID: UnsafeRawBufferPointer,
+                                      targetName: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+                                      metadata: UnsafeRawBufferPointer, buffers: [UnsafeRawBufferPointer],
                                       parent: UnsafeRawBufferPointer?) {
-        let type: StaticString = switch kind {
-        case .open: "comm_open"
-        case .msg: "comm_msg"
-        case .close: "comm_close"
+        switch kind {
+        case .open: beginJupyter("comm_open", &w, metadata: metadata, parent: parent)
+        case .msg: beginJupyter("comm_msg", &w, metadata: metadata, parent: parent)
+        case .close: beginJupyter("comm_close", &w, metadata: metadata, parent: parent)
         }
-        beginJupyter(UnsafeRawBufferPointer(start: type.utf8Start, count: type.utf8CodeUnitCount),
-                     into: &out, metadata: metadata, parent: parent)
-        JSONOutput.structure("{\"comm_id\":", .plain, to: &out)
-        JSONOutput.string(commID, .plain, to: &out)
+        w.structure("{\"comm_id\":", .plain)
+        w.string(commID, .plain)
         if kind == .open {
-            JSONOutput.structure(",\"target_name\":", .plain, to: &out)
-            JSONOutput.string(targetName ?? "", .plain, to: &out)
-            JSONOutput.structure(",\"target_module\":null", .plain, to: &out)
+            w.structure(",\"target_name\":", .plain)
+            w.string(targetName, .plain)
+            w.structure(",\"target_module\":null,\"data\":", .plain)
+        } else {
+            w.structure(",\"data\":", .plain)
         }
-        JSONOutput.structure(",\"data\":", .plain, to: &out)
-        JSONOutput.object(data, .plain, to: &out)
-        JSONOutput.structure("},\"buffers\":", .plain, to: &out)
-        appendBuffers(buffers, into: &out)
-        JSONOutput.structure("}\n", .plain, to: &out)
+        w.object(data, .plain)
+        if buffers.isEmpty {
+            w.structure("},\"buffers\":[]}\n", .plain)
+            return
+        }
+        w.structure("},\"buffers\":[", .plain)
+        for (index, buffer) in buffers.enumerated() {
+            w.structure(index == 0 ? "\"" : ",\"", .plain)
+            w.base64(buffer)
+            w.byte(UInt8(ascii: "\""))
+        }
+        w.structure("]}\n", .plain)
     }
 
-    private func shinyComm(_ kind: CommKind, into out: inout [UInt8], commID: UnsafeRawBufferPointer,
-                           targetName: String?, data: UnsafeRawBufferPointer,
+    private func shinyComm(_ kind: CommKind, _ w: inout JSONWriter, commID: UnsafeRawBufferPointer,
+                           targetName: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
                            metadata: UnsafeRawBufferPointer,
-                           buffers: some Sequence<UnsafeRawBufferPointer>,
+                           buffers: [UnsafeRawBufferPointer],
                            parent: UnsafeRawBufferPointer?) {
         switch kind {
-        case .open: JSONOutput.structure("{\"type\":\"shinywidgets_comm_open\",\"message\":\"", .plain, to: &out)
-        case .msg: JSONOutput.structure("{\"type\":\"shinywidgets_comm_msg\",\"message\":\"", .plain, to: &out)
-        case .close: JSONOutput.structure("{\"type\":\"shinywidgets_comm_close\",\"message\":\"", .plain, to: &out)
+        case .open: w.structure("{\"type\":\"shinywidgets_comm_open\",\"message\":\"", .plain)
+        case .msg: w.structure("{\"type\":\"shinywidgets_comm_msg\",\"message\":\"", .plain)
+        case .close: w.structure("{\"type\":\"shinywidgets_comm_close\",\"message\":\"", .plain)
         }
-        JSONOutput.structure("{\"content\":{\"data\":", .nested, to: &out)
-        JSONOutput.object(data, .nested, to: &out)
-        JSONOutput.structure(",\"comm_id\":", .nested, to: &out)
-        JSONOutput.string(commID, .nested, to: &out)
+        // From here to the closing quote of "message", everything is nested (escaped once more).
+        w.structure("{\\\"content\\\":{\\\"data\\\":", .plain)
+        w.object(data, .nested)
+        w.structure(",\\\"comm_id\\\":", .plain)
+        w.string(commID, .nested)
         if kind == .open {
-            JSONOutput.structure(",\"target_name\":", .nested, to: &out)
-            JSONOutput.string(targetName ?? "", .nested, to: &out)
-            JSONOutput.structure(",\"target_module\":null,\"html_deps\":[]", .nested, to: &out)
+            w.structure(",\\\"target_name\\\":", .plain)
+            w.string(targetName, .nested)
+            w.structure(",\\\"target_module\\\":null,\\\"html_deps\\\":[]", .plain)
         }
-        JSONOutput.structure("},\"metadata\":", .nested, to: &out)
-        JSONOutput.object(metadata, .nested, to: &out)
-        JSONOutput.structure(",\"buffers\":", .nested, to: &out)
-        // Base64 text and the brackets, commas and quotes around it: quotes need escaping here.
+        w.structure("},\\\"metadata\\\":", .plain)
+        w.object(metadata, .nested)
+        w.structure(",\\\"buffers\\\":[", .plain)
         var first = true
-        JSONOutput.structure("[", .nested, to: &out)
         for buffer in buffers {
-            JSONOutput.structure(first ? "\"" : ",\"", .nested, to: &out)
-            Base64.encode(buffer, into: &out)
-            JSONOutput.structure("\"", .nested, to: &out)
+            w.structure(first ? "\\\"" : ",\\\"", .plain)
+            w.base64(buffer)
+            w.structure("\\\"", .plain)
             first = false
         }
-        JSONOutput.structure("],\"ident\":\"comm-", .nested, to: &out)
-        JSONOutput.escape(commID, times: 2, to: &out)
-        JSONOutput.structure("\",\"parent\":", .nested, to: &out)
+        w.structure("],\\\"ident\\\":\\\"comm-", .plain)
+        w.escape(commID, times: 2)
+        w.structure("\\\",\\\"parent\\\":", .plain)
         if let parent {
-            JSONOutput.structure("{\"msg_id\":", .nested, to: &out)
-            JSONOutput.json(parent, .nested, to: &out)
-            JSONOutput.structure("}", .nested, to: &out)
+            w.structure("{\\\"msg_id\\\":", .plain)
+            w.json(parent, .nested)
+            w.byte(UInt8(ascii: "}"))
         } else {
-            JSONOutput.structure("{}", .nested, to: &out)
+            w.structure("{}", .plain)
         }
-        JSONOutput.structure("}", .nested, to: &out)
-        JSONOutput.structure("\"}\n", .plain, to: &out)
+        w.structure("}\"}\n", .plain)
     }
 
     /// Writes `{"msg_type":T,"header":{...},"parent_header":...,"metadata":M,"content":` and
-    /// takes a message id.
-    private mutating func beginJupyter(_ type: StaticString, into out: inout [UInt8],
+    /// takes a message id. `type` is one of this file's literals, which need no escaping.
+    private mutating func beginJupyter(_ type: StaticString, _ w: inout JSONWriter,
                                        metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?) {
-        beginJupyter(UnsafeRawBufferPointer(start: type.utf8Start, count: type.utf8CodeUnitCount),
-                     into: &out, metadata: metadata, parent: parent)
+        let typeText = UnsafeRawBufferPointer(start: type.utf8Start, count: type.utf8CodeUnitCount)
+        w.structure("{\"msg_type\":\"", .plain)
+        w.bytes(typeText)
+        w.structure("\",\"header\":{\"msg_id\":\"", .plain)
+        finishJupyterHead(typeText, &w, metadata: metadata, parent: parent)
     }
 
-    private mutating func beginJupyter(_ type: UnsafeRawBufferPointer, into out: inout [UInt8],
+    /// ``beginJupyter(_:_:metadata:parent:)`` for a type given at run time (escaped).
+    private mutating func beginJupyter(_ type: UnsafeRawBufferPointer, _ w: inout JSONWriter,
                                        metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?) {
+        w.structure("{\"msg_type\":\"", .plain)
+        w.escape(type, times: 1)
+        w.structure("\",\"header\":{\"msg_id\":\"", .plain)
+        finishJupyterHead(type, &w, metadata: metadata, parent: parent, escapeType: true)
+    }
+
+    private mutating func finishJupyterHead(_ type: UnsafeRawBufferPointer, _ w: inout JSONWriter,
+                                            metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?,
+                                            escapeType: Bool = false) {
         counter &+= 1
-        JSONOutput.structure("{\"msg_type\":", .plain, to: &out)
-        JSONOutput.string(type, .plain, to: &out)
-        JSONOutput.structure(",\"header\":{\"msg_id\":\"", .plain, to: &out)
-        out.append(contentsOf: idPrefix)
-        out.append(UInt8(ascii: "-"))
-        JSONOutput.integer(counter, to: &out)
-        JSONOutput.structure("\",\"msg_type\":", .plain, to: &out)
-        JSONOutput.string(type, .plain, to: &out)
-        JSONOutput.structure("},\"parent_header\":", .plain, to: &out)
+        w.bytes(idPrefix)
+        w.byte(UInt8(ascii: "-"))
+        w.integer(counter)
+        w.structure("\",\"msg_type\":\"", .plain)
+        if escapeType { w.escape(type, times: 1) } else { w.bytes(type) }
         if let parent {
-            JSONOutput.structure("{\"msg_id\":", .plain, to: &out)
-            JSONOutput.json(parent, .plain, to: &out)
-            out.append(UInt8(ascii: "}"))
+            w.structure("\"},\"parent_header\":{\"msg_id\":", .plain)
+            w.json(parent, .plain)
+            w.structure("},\"metadata\":", .plain)
         } else {
-            JSONOutput.structure("{}", .plain, to: &out)
+            w.structure("\"},\"parent_header\":{},\"metadata\":", .plain)
         }
-        JSONOutput.structure(",\"metadata\":", .plain, to: &out)
-        JSONOutput.object(metadata, .plain, to: &out)
-        JSONOutput.structure(",\"content\":", .plain, to: &out)
-    }
-
-    /// `["<base64>",...]` at the plain level.
-    private func appendBuffers(_ buffers: some Sequence<UnsafeRawBufferPointer>, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        var first = true
-        for buffer in buffers {
-            if !first { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            Base64.encode(buffer, into: &out)
-            out.append(UInt8(ascii: "\""))
-            first = false
-        }
-        out.append(UInt8(ascii: "]"))
+        w.object(metadata, .plain)
+        w.structure(",\"content\":", .plain)
     }
 }
