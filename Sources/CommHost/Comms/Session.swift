@@ -204,13 +204,14 @@ public final class Session: @unchecked Sendable {
         let status = checkOutgoing(message)
         guard status == COMMHOST_OK else { return status }
         let parent = isOwner ? currentParent : nil
-        let sent = withOutgoing(message) { data, metadata, buffers in
+        return withOutgoing(message) { data, metadata, buffers in
             emitChecked(comm: comm) { encoder, out in
                 encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
+                // Counted before the frame can reach the client, so a stats
+                // request sent after its reply arrived always includes it.
+                comm.stats.messagesOut.add(1, ordering: .relaxed)
             }
         }
-        if sent == COMMHOST_OK { comm.stats.messagesOut.add(1, ordering: .relaxed) }
-        return sent
     }
 
     func pluginClose(_ comm: Comm, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
