@@ -15,11 +15,32 @@
  *   {"do":"send_after_close"}  a thread waits until this comm's close callback has
  *                          run, then sends on it and records the status
  *   {"do":"events"}        reply {"events":"<everything recorded, ';'-separated>"}
+ *   {"do":"close_plain"}   close this comm with no message (default close data {})
+ *   {"do":"thread_close"}  a thread of the plugin's own sends {"t":"before"}, closes
+ *                          this comm with data {"by":"thread"}, then tries to send
+ *                          {"t":"after"}; records "thread-close-status <id> <s>" and
+ *                          "thread-send-after-close-status <id> <s>"
+ *   {"do":"watch"}         remember this comm as the watcher: from then on, when a
+ *                          client close (cause 1) reaches another comm's close
+ *                          callback, the callback opens a comm toward the client
+ *                          from the watcher with the closing comm's own id (target
+ *                          "probe.child") and records "reopen <id> <status>"; the
+ *                          status is COMMHOST_OK only if the host already removed the
+ *                          closing comm from its table
+ *   {"do":"log"}           log at warning level a text with a quote, a backslash
+ *                          and a line break: probe log "quoted" \ second line
  * Open fails (COMMHOST_EINVAL, text "open refused") when the open data
- * contains "fail_open". Every open and close (with its cause) is recorded.
+ * contains "fail_open". Every open and close (with its cause) is recorded, and
+ * so is the library's deinit ("deinit").
+ *
+ * When the manifest config (the JSON text init receives) holds
+ * {"events_file": "/absolute/path"} (a path without escapes), every event is
+ * also appended to that file, one per line, as it is recorded, so a test can
+ * read events the process recorded while exiting (shutdown closes, deinit).
  */
 #define _DEFAULT_SOURCE
 #include "comm_plugin.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +50,30 @@
 static const commhost_host_api *host;
 static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
 static char events[1 << 16];
+static char events_file[4096];
 
-static void record(const char *text, commhost_str id, long number) {
+/* Appends one event: to `events` (';'-separated) and, when configured, as a
+   line to the events file. Takes events_lock so lines never interleave. */
+static void record_line(const char *line) {
     pthread_mutex_lock(&events_lock);
     size_t used = strlen(events);
-    snprintf(events + used, sizeof events - used, "%s%s %.*s %ld", used ? ";" : "", text, (int)id.len, id.ptr, number);
+    snprintf(events + used, sizeof events - used, "%s%s", used ? ";" : "", line);
+    if (events_file[0]) {
+        int fd = open(events_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            char text[600];
+            int n = snprintf(text, sizeof text, "%s\n", line);
+            if (n > 0 && write(fd, text, (size_t)n) != n) { /* nothing to do: the test sees a missing line */ }
+            close(fd);
+        }
+    }
     pthread_mutex_unlock(&events_lock);
+}
+
+static void record(const char *text, commhost_str id, long number) {
+    char line[512];
+    snprintf(line, sizeof line, "%s %.*s %ld", text, (int)id.len, id.ptr, number);
+    record_line(line);
 }
 
 static int contains(commhost_str text, const char *needle) {
@@ -56,11 +95,47 @@ static commhost_status send_text(commhost_comm *comm, const char *json) {
 
 typedef struct closed_flag { volatile int closed; } closed_flag;
 
+static commhost_status close_text(commhost_comm *comm, const char *json) {
+    commhost_message message;
+    memset(&message, 0, sizeof message);
+    message.struct_size = sizeof message;
+    message.data.ptr = json;
+    message.data.len = strlen(json);
+    return host->close(comm, &message);
+}
+
+/* The comm set by {"do":"watch"} (retained), or NULL. */
+static commhost_comm *watcher;
+
+/* Finds "events_file": "<path>" in the config text (no escapes in the path). */
+static void read_events_file(commhost_str config) {
+    static const char key[] = "\"events_file\"";
+    size_t n = sizeof key - 1;
+    for (size_t i = 0; i + n <= config.len; i++) {
+        if (memcmp(config.ptr + i, key, n) != 0) continue;
+        size_t j = i + n;
+        while (j < config.len && (config.ptr[j] == ' ' || config.ptr[j] == ':')) j++;
+        if (j >= config.len || config.ptr[j] != '"') return;
+        size_t start = ++j;
+        while (j < config.len && config.ptr[j] != '"') j++;
+        size_t len = j - start;
+        if (j >= config.len || len == 0 || len >= sizeof events_file) return;
+        memcpy(events_file, config.ptr + start, len);
+        events_file[len] = 0;
+        return;
+    }
+}
+
 static commhost_status probe_init(const commhost_host_api *api, commhost_str config, void **out_library) {
-    (void)config;
     host = api;
+    read_events_file(config);
     *out_library = NULL;
     return COMMHOST_OK;
+}
+
+static void probe_deinit(void *library) {
+    (void)library;
+    record_line("deinit");
 }
 
 static commhost_status probe_open(void *library, commhost_comm *comm, const commhost_message *message, void **out_instance) {
@@ -82,6 +157,17 @@ static void *thread_send(void *arg) {
     send_text(comm, "{\"t\":1}");
     send_text(comm, "{\"t\":2}");
     send_text(comm, "{\"t\":3}");
+    host->release_comm(comm);
+    return NULL;
+}
+
+static void *thread_close(void *arg) {
+    commhost_comm *comm = arg;
+    send_text(comm, "{\"t\":\"before\"}");
+    commhost_status closed = close_text(comm, "{\"by\":\"thread\"}");
+    commhost_status after = send_text(comm, "{\"t\":\"after\"}");
+    record("thread-close-status", host->comm_id(comm), closed);
+    record("thread-send-after-close-status", host->comm_id(comm), after);
     host->release_comm(comm);
     return NULL;
 }
@@ -157,6 +243,26 @@ static commhost_status probe_message(void *instance, commhost_comm *comm, const 
         pthread_create(&thread, NULL, send_after_close, late);
         pthread_detach(thread);
         return COMMHOST_OK;
+    } else if (contains(data, "\"close_plain\"")) {
+        commhost_status status = host->close(comm, NULL);
+        record("close-plain-status", host->comm_id(comm), status);
+        return COMMHOST_OK;
+    } else if (contains(data, "\"thread_close\"")) {
+        pthread_t thread;
+        host->retain_comm(comm);
+        pthread_create(&thread, NULL, thread_close, comm);
+        pthread_detach(thread);
+        return COMMHOST_OK;
+    } else if (contains(data, "\"watch\"")) {
+        if (watcher) host->release_comm(watcher);
+        host->retain_comm(comm);
+        watcher = comm;
+        return COMMHOST_OK;
+    } else if (contains(data, "\"log\"")) {
+        static const char text[] = "probe log \"quoted\" \\ \nsecond line";
+        commhost_str line = { text, sizeof text - 1 };
+        host->log(COMMHOST_LOG_WARNING, line);
+        return COMMHOST_OK;
     } else if (contains(data, "\"events\"")) {
         static char reply[(1 << 16) + 64];
         pthread_mutex_lock(&events_lock);
@@ -170,6 +276,14 @@ static commhost_status probe_message(void *instance, commhost_comm *comm, const 
 static void probe_close(void *instance, commhost_comm *comm, const commhost_message *message, commhost_close_cause cause) {
     (void)message;
     record("close", host->comm_id(comm), (long)cause);
+    if (cause == COMMHOST_CLOSE_CLIENT && watcher && watcher != comm) {
+        commhost_str target = { "probe.child", 11 };
+        commhost_comm *reopened = NULL;
+        closed_flag *flag = calloc(1, sizeof *flag);
+        commhost_status status = host->open(watcher, target, host->comm_id(comm), NULL, flag, &reopened);
+        if (status != COMMHOST_OK) free(flag);
+        record("reopen", host->comm_id(comm), status);
+    }
     closed_flag *flag = instance;
     if (flag) flag->closed = 1;
     /* The flag is leaked on purpose: a late-send thread may still read it. */
@@ -193,6 +307,7 @@ static const commhost_plugin probe_plugin = {
     .name = "probe",
     .version = "1.0.0",
     .init = probe_init,
+    .deinit = probe_deinit,
     .handlers = probe_handlers,
     .handler_count = 1,
 };
