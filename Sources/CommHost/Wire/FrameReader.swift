@@ -50,10 +50,12 @@ public final class FrameReader {
     private var skippedBytes = 0
     private var ended = false
 
-    /// A reader over `fileDescriptor`, reading at least `readChunkBytes` at a time.
+    /// A reader over `fileDescriptor`, reading at least `readChunkBytes` at a time (both sizes
+    /// are raised to at least 1).
     public init(fileDescriptor: Int32, maxFrameBytes: Int = WireLimits().maxFrameBytes,
                 readChunkBytes: Int = 64 << 10) {
-        precondition(maxFrameBytes > 0 && readChunkBytes > 0, "FrameReader sizes must be positive")
+        let maxFrameBytes = max(1, maxFrameBytes)
+        let readChunkBytes = max(1, readChunkBytes)
         self.fileDescriptor = fileDescriptor
         self.maxFrameBytes = maxFrameBytes
         self.chunkBytes = readChunkBytes

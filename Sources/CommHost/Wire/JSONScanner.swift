@@ -226,7 +226,7 @@ struct JSONScanner {
                 p &+= mask.littleEndian.trailingZeroBitCount >> 3
             } else if p >= count {
                 pos = p
-                throw syntaxError(expected: "'\"' to end the string that starts at byte \(start)")
+                throw unterminatedStringError(start: start)
             }
             let b = base[p]
             if b == UInt8(ascii: "\"") {
@@ -238,7 +238,7 @@ struct JSONScanner {
                 p = try scanEscape(at: p)
             } else if b < 0x20 {
                 pos = p
-                throw WireError(.invalidJSON, "invalid JSON at byte \(p): control character \(JSONScanner.hexByte(b)) must be escaped inside a string")
+                throw controlCharacterError(at: p)
             } else if b < 0x80 {
                 p += 1
             } else {
@@ -264,7 +264,7 @@ struct JSONScanner {
     }
 
     /// At a `\` inside a string: checks the escape and returns the offset after it.
-    @inline(__always)
+    @inline(never)
     private func scanEscape(at p: Int) throws(WireError) -> Int {
         guard p + 1 < count else {
             throw syntaxErrorAt(p + 1, expected: "an escape character after '\\'")
@@ -321,7 +321,7 @@ struct JSONScanner {
 
     /// At a byte >= 0x80 inside a string: checks one UTF-8 sequence (Unicode table 3-7, so no
     /// overlong forms, no surrogates, nothing above U+10FFFF) and returns the offset after it.
-    @inline(__always)
+    @inline(never)
     private func scanUTF8(at p: Int) throws(WireError) -> Int {
         let lead = base[p]
         let length: Int
@@ -540,6 +540,16 @@ struct JSONScanner {
             return WireError(.invalidJSON, "invalid JSON at byte \(p): expected \(expected), found the end of the input")
         }
         return WireError(.invalidJSON, "invalid JSON at byte \(p): expected \(expected), found \(JSONScanner.describeByte(base[p]))")
+    }
+
+    @inline(never)
+    func unterminatedStringError(start: Int) -> WireError {
+        syntaxError(expected: "'\"' to end the string that starts at byte \(start)")
+    }
+
+    @inline(never)
+    func controlCharacterError(at p: Int) -> WireError {
+        WireError(.invalidJSON, "invalid JSON at byte \(p): control character \(JSONScanner.hexByte(base[p])) must be escaped inside a string")
     }
 
     @inline(never)

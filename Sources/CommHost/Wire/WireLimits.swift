@@ -7,10 +7,10 @@ public struct WireLimits: Sendable, Equatable {
     /// (default 256).
     public var maxDepth: Int
 
-    /// Limits with the given values; the defaults are safe for untrusted clients.
+    /// Limits with the given values (each raised to at least 1); the defaults are safe for
+    /// untrusted clients.
     public init(maxFrameBytes: Int = 64 << 20, maxDepth: Int = 256) {
-        precondition(maxFrameBytes > 0 && maxDepth > 0, "wire limits must be positive")
-        self.maxFrameBytes = maxFrameBytes
-        self.maxDepth = maxDepth
+        self.maxFrameBytes = max(1, maxFrameBytes)
+        self.maxDepth = max(1, maxDepth)
     }
 }
