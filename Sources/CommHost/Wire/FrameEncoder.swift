@@ -5,7 +5,9 @@
 /// must already have passed ``JSONValidator/validateObject(_:maxDepth:)``, and an empty buffer
 /// stands for `{}`. The only change made to it: in a frame written directly (not inside a
 /// string), line breaks between tokens become spaces, so the frame stays on one line. Strings
-/// the encoder writes itself (comm ids, target names, error texts) are escaped.
+/// the encoder writes itself (comm ids, target names, error texts) are escaped. Room for a frame
+/// is sized assuming that validation; unvalidated JSON with raw control characters could exceed
+/// it, and then the encoder traps rather than write past the room.
 ///
 /// `parent` is the raw `header.msg_id` token of the inbound frame being answered (quotes
 /// included, ``InboundFrame/msgIDToken``) or nil; it becomes `parent_header.msg_id`.
@@ -33,7 +35,7 @@
 public struct FrameEncoder: Sendable {
     /// The dialect comm frames are written in.
     public let dialect: Dialect
-    /// Prefix of outbound message ids, ASCII, already JSON-safe.
+    /// Prefix of outbound message ids, already escaped for a JSON string.
     private let idPrefix: [UInt8]
     private var counter: UInt64 = 0
 
