@@ -98,7 +98,7 @@ final class ServeCommRulesTests: XCTestCase {
 
     func testMessageForAnUnknownCommIDIsAnsweredWithCommClose() throws {
         let (host, _) = try serve()
-        host.send(Frame.msg("nope", data: #"{"x":1}"#, msgID: "m1"))
+        host.send(json: ["msg_type": "comm_msg", "header": ["msg_id": "m1"], "content": ["comm_id": "nope", "data": ["x": 1]]])
         let close = try host.nextFrame()
         assertFrame(close, "comm_close", comm: "nope")
         assertJSON(close.data, "{}")

@@ -275,19 +275,6 @@ final class ServeHarness: Sendable {
         return ((reply.content["comms"] as? [String: Any]) ?? [:]).keys.sorted()
     }
 
-    /// Waits (up to `within`) and fails if any stdout line arrives. Use only
-    /// where no later frame can serve as a sync point.
-    func expectNoFrame(within: TimeInterval, file: StaticString = #filePath, line: UInt = #line) {
-        let deadline = Date(timeIntervalSinceNow: within)
-        let c = collected
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        while c.nextIndex >= c.stdoutLines.count, !c.stdoutEnded, c.lock.wait(until: deadline) {}
-        if c.nextIndex < c.stdoutLines.count {
-            XCTFail("unexpected frame: \(String(decoding: c.stdoutLines[c.nextIndex], as: UTF8.self))", file: file, line: line)
-        }
-    }
-
     /// Waits for the host to exit (and both output streams to end) and
     /// returns its exit status; fails the test (and returns -1) when it does
     /// not exit in time or dies of a signal.
