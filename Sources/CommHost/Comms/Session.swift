@@ -38,6 +38,9 @@ public final class Session: @unchecked Sendable {
     private let owner = Atomic<UInt>(0)
     /// The msg_id token of the frame being handled; only the owner touches it.
     private var currentParent: UnsafeRawBufferPointer?
+    /// The `data` and `metadata` bytes of the frame being handled, which the
+    /// parser has validated; only the owner touches them.
+    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
     private let deferred = Mutex<[DeferredClose]>([])
     /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
     private var inputClosed = false
@@ -107,6 +110,8 @@ public final class Session: @unchecked Sendable {
         defer { currentParent = nil }
         let data = parsed.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let metadata = parsed.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        currentInbound = (data, metadata)
+        defer { currentInbound = nil }
         switch parsed.kind {
         case .commOpen:
             clientOpen(parsed, data: data, metadata: metadata, line: line)
@@ -453,6 +458,7 @@ public final class Session: @unchecked Sendable {
         var size = m.data.len + m.metadata.len
         for slice in [m.data, m.metadata] where slice.len > 0 {
             guard let ptr = slice.ptr else { return COMMHOST_EINVAL }
+            if isValidatedInbound(ptr, slice.len) { continue }
             do {
                 try JSONValidator.validateObject(UnsafeRawBufferPointer(start: ptr, count: slice.len), maxDepth: limits.maxDepth)
             } catch {
@@ -468,6 +474,17 @@ public final class Session: @unchecked Sendable {
             }
         }
         return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK
+    }
+
+    /// Whether `(ptr, len)` is exactly the inbound `data` or `metadata` of the
+    /// frame this thread is handling: bytes the parser has already validated
+    /// as a JSON object, handed back unchanged (an echo, or the widget
+    /// protocol's `echo_update`), so they need no second pass.
+    private func isValidatedInbound(_ ptr: UnsafePointer<CChar>, _ len: Int) -> Bool {
+        guard isOwner, let inbound = currentInbound else { return false }
+        let address = UnsafeRawPointer(ptr)
+        return (address == inbound.data.baseAddress && len == inbound.data.count)
+            || (address == inbound.metadata.baseAddress && len == inbound.metadata.count)
     }
 
     /// Calls `body` with a checked message's data, metadata and buffers.
