@@ -80,4 +80,17 @@ enum DispatchScenario {
                 target: .none),
         ]
     }
+
+    /// commhost's side only, `count` messages after the opens: what a
+    /// profiler should look at (`--profile-dispatch`).
+    static func profile(count: Int) throws {
+        let tools = try Toolbox()
+        defer { tools.cleanUp() }
+        let comms = Frames.commIDs(16)
+        let host = try InProcessHost(pluginPath: try tools.echoPlugin())
+        defer { host.close() }
+        host.feed(Frames.opens(comms, target: "bench.echo"))
+        let (lines, replyBytes) = host.feed(Frames.updates(count: count, comms: comms))
+        print("fed \(lines) messages, \(replyBytes) reply bytes")
+    }
 }

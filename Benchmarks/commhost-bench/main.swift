@@ -2,6 +2,7 @@ import Glibc
 
 let usage = """
 usage: commhost-bench [--quick] [--scenario NAME[,NAME...]] [--output FILE] [--no-write]
+       commhost-bench --profile-dispatch COUNT
 
 Measures commhost beside its baselines and prints a markdown table. A full
 run of every scenario rewrites the generated section of BENCHMARKS.md (at
@@ -12,6 +13,10 @@ binary and the example plugins sit beside this executable:
   swift build -c release && swift run -c release commhost-bench
 
 scenarios: \(Scenario.all.map(\.name).joined(separator: ", "))
+
+--profile-dispatch COUNT runs only commhost's side of `dispatch` (COUNT
+messages, no baselines, no timing), for a profiler:
+  valgrind --tool=callgrind commhost-bench --profile-dispatch 100000
 """
 
 /// Writes `text` to stderr (progress and problems; the table goes to stdout).
@@ -39,6 +44,14 @@ while let argument = rest.popFirst() {
     case "--output":
         guard let value = rest.popFirst() else { fail("--output needs a file\n\(usage)") }
         outputPath = value
+    case "--profile-dispatch":
+        guard let value = rest.popFirst(), let count = Int(value), count > 0 else { fail("--profile-dispatch needs a positive count") }
+        do {
+            try DispatchScenario.profile(count: count)
+        } catch {
+            fail("\(error)")
+        }
+        exit(0)
     case "--help", "-h":
         print(usage)
         exit(0)
