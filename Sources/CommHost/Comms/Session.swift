@@ -116,13 +116,16 @@ public final class Session: @unchecked Sendable {
         case .commOpen:
             clientOpen(parsed, data: data, metadata: metadata, line: line)
         case .commMsg:
-            guard let comm = comms.withLock({ $0[parsed.commID] }) else {
-                emitClose(id: parsed.commID)
+            // The closures below capture these two, not the whole frame, which
+            // would be copied (and destroyed) once more per message.
+            let commID = parsed.commID, buffers = parsed.buffers
+            guard let comm = comms.withLock({ $0[commID] }) else {
+                emitClose(id: commID)
                 return
             }
             comm.stats.messagesIn.add(1, ordering: .relaxed)
             do {
-                try MessageView.with(data: data, metadata: metadata, buffers: parsed.buffers) { message in
+                try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
                     Result { () throws(PluginCallError) in
                         try comm.stats.timed { () throws(PluginCallError) in
                             try comm.handler.message(instance: comm.instance, comm: comm, message: message)
