@@ -157,6 +157,12 @@ public final class Session: @unchecked Sendable {
 
     private func clientOpen(_ frame: InboundFrame, data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, line: Int) {
         let target = frame.targetName ?? ""
+        // A live id is refused before the target is looked up: the comm_close
+        // an unknown target gets would close the live comm on the client.
+        guard !comms.withLock({ $0[frame.commID] != nil }) else {
+            emitCommExists(frame.commID, line: line)
+            return
+        }
         guard let handler = manager.targets.handler(for: target) else {
             logger.warning("comm_open for an unknown target; replying comm_close",
                            [("session", .int(id)), ("comm_id", .string(frame.commID)), ("target_name", .string(target))])
@@ -173,8 +179,8 @@ public final class Session: @unchecked Sendable {
         }
         switch outcome {
         case .exists:
-            emitError(WireError(ename: "CommExists", evalue: "comm_open: comm_id \"\(frame.commID)\" is already open in this session; the open comm is unchanged"),
-                      line: line, parent: currentParent)
+            // A plugin thread opened this id since the check above.
+            emitCommExists(frame.commID, line: line)
             return
         case .full:
             emitError(WireError(ename: "TooManyComms", evalue: "comm_open: this session already has \(limits.maxCommsPerSession) comms open (limits.max_comms_per_session); comm \"\(frame.commID)\" was not opened"),
@@ -204,6 +210,11 @@ public final class Session: @unchecked Sendable {
             if !alreadyClosed { emitClose(id: comm.id) }
             reportHandlerError(error, comm: comm, during: "comm_open", line: line)
         }
+    }
+
+    private func emitCommExists(_ commID: String, line: Int) {
+        emitError(WireError(ename: "CommExists", evalue: "comm_open: comm_id \"\(commID)\" is already open in this session; the open comm is unchanged"),
+                  line: line, parent: currentParent)
     }
 
     // MARK: Host functions (any thread)
