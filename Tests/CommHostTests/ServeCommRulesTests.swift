@@ -61,6 +61,21 @@ final class ServeCommRulesTests: XCTestCase {
         host.finish()
     }
 
+    func testOpenWithTheIDOfALiveCommForAnUnknownTargetIsAnErrorAndSendsNoCommClose() throws {
+        let (host, probe) = try serve()
+        host.send(Frame.open("c1", target: "probe.target"))
+        host.send(Frame.open("c1", target: "no.such.target", msgID: "m2"))
+        let error = try host.nextFrame()
+        assertFrame(error, "error")
+        XCTAssertEqual(error.content["ename"] as? String, "CommExists",
+                       "a comm_close for c1 would close the live comm on the client while the host keeps it")
+        XCTAssertEqual(error.content["line"] as? Int, 2)
+        let reply = try host.sync()
+        assertJSON(reply.content["comms"], #"{"c1":{"target_name":"probe.target"}}"#)
+        XCTAssertEqual(probe.events(startingWith: "close "), [])
+        host.finish()
+    }
+
     func testFailingOpenSendsCommCloseReportsTheErrorAndUnregistersTheComm() throws {
         let (host, probe) = try serve()
         host.send(Frame.open("f1", target: "probe.target", data: #"{"fail_open":true}"#, msgID: "m1"))
