@@ -21,8 +21,8 @@ struct Settings: Sendable {
     /// Reloads in the reload scenario.
     var reloads: Int
 
-    static let quick = Settings(quick: true, warmup: 1, rounds: 3, dispatchMessages: 50_000, pipelinedMessages: 50_000,
-                                pingPongs: 2_000, bufferMessages: 10, comms: 100_000, memoryRounds: 1, launches: 5, reloads: 3)
+    static let quick = Settings(quick: true, warmup: 1, rounds: 3, dispatchMessages: 30_000, pipelinedMessages: 40_000,
+                                pingPongs: 1_000, bufferMessages: 10, comms: 100_000, memoryRounds: 1, launches: 5, reloads: 3)
     static let full = Settings(quick: false, warmup: 2, rounds: 7, dispatchMessages: 200_000, pipelinedMessages: 200_000,
                                pingPongs: 10_000, bufferMessages: 40, comms: 100_000, memoryRounds: 3, launches: 20, reloads: 10)
 }
