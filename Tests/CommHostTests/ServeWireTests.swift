@@ -80,6 +80,22 @@ final class ServeWireTests: XCTestCase {
         host.finish()
     }
 
+    func testFramesEndingInCRLFAreAccepted() throws {
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", defaultManifest])
+        host.write(Data((Frame.open("c1", target: "commhost.echo") + "\r\n" + Frame.msg("c1", data: #"{"crlf":1}"#) + "\r\n").utf8))
+        assertJSON(try host.nextFrame().data, #"{"crlf":1}"#)
+        host.finish()
+    }
+
+    func testLastFrameWithoutNewlineIsAnsweredBeforeExit() throws {
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", defaultManifest])
+        host.send(Frame.open("c1", target: "commhost.echo"))
+        host.write(Data(Frame.msg("c1", data: #"{"last":true}"#).utf8))
+        let unread = host.finish()
+        XCTAssertEqual(unread.count, 1)
+        assertJSON(unread.first?.data, #"{"last":true}"#)
+    }
+
     // MARK: The shinywidgets dialect
 
     /// The message object inside a shinywidgets frame, after checking the
