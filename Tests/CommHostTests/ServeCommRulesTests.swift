@@ -275,6 +275,15 @@ final class ServeCommRulesTests: XCTestCase {
         host.finish()
     }
 
+    func testPluginSendOfInvalidJSONIsRefusedAndWritesNothing() throws {
+        let (host, probe) = try serve()
+        host.send(Frame.open("p1", target: "probe.target"))
+        host.send(Frame.msg("p1", data: #"{"do":"bad_json"}"#))
+        XCTAssertEqual(try host.openCommIDs(), ["p1"], "nothing written, the comm stays open")
+        XCTAssertTrue(probe.events().contains("bad-json-status p1 -3"), "COMMHOST_EJSON: \(probe.events())")
+        host.finish()
+    }
+
     func testSendAfterTheCloseCallbackIsRefusedAndWritesNothing() throws {
         let (host, probe) = try serve()
         host.send(Frame.open("p1", target: "probe.target"))
