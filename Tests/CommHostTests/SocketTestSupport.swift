@@ -9,7 +9,7 @@ import XCTest
 ///
 /// Every wait has a generous timeout that is a safety net, never an
 /// assertion about speed.
-final class SocketHost {
+final class SocketHost: Sendable {
     /// The test's private directory (manifest, probe library, socket, log).
     let directory: String
     /// Where the host listens.

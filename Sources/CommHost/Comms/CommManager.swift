@@ -14,7 +14,8 @@ public final class CommManager: Sendable {
     /// Where the host logs.
     public let logger: Logger
 
-    private let sessions = Mutex<[Int: Session]>([:])
+    /// `Locked`, not `Mutex`: connection threads contend for it (see `Locked`).
+    private let sessions = Locked<[Int: Session]>([:])
     /// Taken to create a session, and by `holdAll` so no session appears mid-swap.
     private let admission = ConditionLock()
     private let nextSessionID = Atomic<Int>(1)

@@ -31,7 +31,9 @@ public final class Session: @unchecked Sendable {
     private var endReason: String?
     private var onEarlyEnd: (@Sendable () -> Void)?
 
-    private let comms = Mutex<[String: Comm]>([:])
+    /// `Locked`, not `Mutex`: plugin threads and other sessions' stats
+    /// requests contend with the session for it (see `Locked`).
+    private let comms = Locked<[String: Comm]>([:])
 
     /// Serializes plugin calls; `owner` is the thread holding it (0 if none).
     private let serial = ConditionLock()
@@ -41,7 +43,7 @@ public final class Session: @unchecked Sendable {
     /// The `data` and `metadata` bytes of the frame being handled, which the
     /// parser has validated; only the owner touches them.
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
-    private let deferred = Mutex<[DeferredClose]>([])
+    private let deferred = Locked<[DeferredClose]>([])
     /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
     private var inputClosed = false
 

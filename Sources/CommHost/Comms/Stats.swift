@@ -6,8 +6,9 @@ import Synchronization
 /// sessions when a snapshot is taken.
 final class Stats: Sendable {
     private let startedNanoseconds = StatsHistogram.now()
-    private let targets = Mutex<[String: StatsTarget]>([:])
-    private let errors = Mutex<[String: Int]>([:])
+    /// `Locked`, not `Mutex`: sessions contend for these (see `Locked`).
+    private let targets = Locked<[String: StatsTarget]>([:])
+    private let errors = Locked<[String: Int]>([:])
     private let reloads = Atomic<Int>(0)
 
     /// The counters of `targetName`, created on first use. Look this up once

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 import Glibc
-import Synchronization
 
 /// Listens on a Unix-domain stream socket and serves each connection as one
 /// session (its own comm table, the same wire and dialect as stdio), on a
@@ -29,7 +28,8 @@ public final class SocketServer: Sendable {
     /// A pipe whose read end becomes readable when `stop` is called.
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    private let state = Mutex(State())
+    /// `Locked`, not `Mutex`: connection threads contend for it (see `Locked`).
+    private let state = Locked(State())
 
     private struct State {
         /// Set once by `stop`: why the server is stopping.
@@ -263,7 +263,7 @@ private final class Connection: Sendable {
     let socket: UnixSocket
     /// Signalled once the connection's thread is done with it.
     let finished = DispatchSemaphore(value: 0)
-    private let open = Mutex(true)
+    private let open = Locked(true)
 
     init(session: Session, socket: UnixSocket) {
         self.session = session
