@@ -184,26 +184,6 @@ final class ServeHarness: Sendable {
         kill(pid, number)
     }
 
-    /// Waits until the host catches each of `signals` (its handlers are
-    /// installed: the signal shows in `SigCgt` of /proc/PID/status). The
-    /// host installs them asynchronously and ignores the signals until
-    /// then, so a signal sent before this may be lost (see the report on
-    /// `Host.onSignal`).
-    func waitUntilCatching(_ signals: [Int32], timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) {
-        let wanted = signals.reduce(UInt64(0)) { $0 | (1 << UInt64($1 - 1)) }
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while true {
-            let caught = Self.procStatusField("SigCgt", pid: pid).flatMap { UInt64($0, radix: 16) } ?? 0
-            if caught & wanted == wanted { return }
-            if Date() > deadline {
-                XCTFail("commhost does not catch signals \(signals) after \(timeout) s (SigCgt \(String(caught, radix: 16)))",
-                        file: file, line: line)
-                return
-            }
-            usleep(2_000)
-        }
-    }
-
     /// The value of `field` in /proc/PID/status (read whole: String(contentsOfFile:)
     /// truncates /proc files).
     static func procStatusField(_ field: String, pid: Int32) -> String? {

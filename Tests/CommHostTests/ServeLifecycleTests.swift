@@ -50,7 +50,6 @@ final class ServeLifecycleTests: XCTestCase {
         let probe = try ServeFixture.setUp(self)
         let host = try probe.serve(self)
         let child = try openThreeComms(host)
-        host.waitUntilCatching([SIGINT, SIGTERM])
         host.signal(SIGINT)
         XCTAssertEqual(host.waitForExit(), 0)
         host.assertOutputRules()
@@ -62,12 +61,25 @@ final class ServeLifecycleTests: XCTestCase {
         let probe = try ServeFixture.setUp(self)
         let host = try probe.serve(self)
         let child = try openThreeComms(host)
-        host.waitUntilCatching([SIGINT, SIGTERM])
         host.signal(SIGTERM)
         XCTAssertEqual(host.waitForExit(), 0)
         host.assertOutputRules()
         XCTAssertEqual(host.unreadFrames().count, 0, "no comm_close frames on shutdown")
         assertClosedOnce(["p1", "p2", child], cause: Cause.shutdown, probe)
+    }
+
+    func testSIGTERMRightAfterTheFirstReplyIsNeverLost() throws {
+        // The signals are blocked from before the first reply and taken by
+        // sigwait, so one sent at once must stop the host every time.
+        let probe = try ServeFixture.setUp(self)
+        for round in 1...20 {
+            let host = try probe.serve(self)
+            host.send(Frame.open("p\(round)", target: "probe.target"))
+            _ = try host.sync()
+            host.signal(SIGTERM)
+            XCTAssertEqual(host.waitForExit(), 0, "round \(round)")
+            XCTAssertTrue(host.stderrLines.contains { $0["reason"] as? String == "SIGTERM" }, "round \(round)")
+        }
     }
 
     func testEndOfInputWithNoCommsRunsDeinitAndExitsZero() throws {

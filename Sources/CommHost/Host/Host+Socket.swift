@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 
 extension Host {
@@ -10,9 +9,9 @@ extension Host {
     /// manifest or a library is refused, or the socket cannot be created
     /// (a live host already listens there, or the path holds something else).
     public static func serveSocket(_ options: ServeOptions, path: String, mode: mode_t) -> Int32 {
+        HostSignals.block()
         guard let serving = startServing(options) else { return 1 }
         let logger = serving.logger
-        signal(SIGPIPE, SIG_IGN)
         let server: SocketServer
         do {
             server = try SocketServer(path: path, mode: mode, manager: serving.manager, logger: logger)
@@ -21,17 +20,17 @@ extension Host {
             serving.finish()
             return 1
         }
-        let signals = [SIGINT, SIGTERM].map { number in
-            onSignal(number) { server.stop(reason: number == SIGINT ? "SIGINT" : "SIGTERM") }
-        }
-        let hangup = onSignal(SIGHUP) { serving.reloader.reloadManifest(reason: "SIGHUP") }
+        HostSignals.handle([
+            SIGINT: { server.stop(reason: "SIGINT") },
+            SIGTERM: { server.stop(reason: "SIGTERM") },
+            SIGHUP: { serving.reloader.reloadManifest(reason: "SIGHUP") },
+        ])
         logger.info("serving on a Unix socket", [("socket", .string(path)), ("mode", .string("0" + String(mode, radix: 8))),
                                                  ("manifest", .string(serving.manifest.sourcePath)), ("dialect", .string(options.dialect.rawValue)),
                                                  ("targets", .string(serving.plugins.bindings.keys.sorted().joined(separator: ",")))])
         server.run(shutdownGrace: options.shutdownGraceSeconds)
         serving.finish()
         logger.info("stopped")
-        withExtendedLifetime((signals, hangup)) {}
         return 0
     }
 }

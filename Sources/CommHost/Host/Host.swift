@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 import Synchronization
 
@@ -11,16 +10,6 @@ public enum Host {
         let local = Manifest.defaultRelativePath
         if access(local, F_OK) == 0 { return local }
         return executableDirectory + "/" + local
-    }
-
-    /// Runs `action` on a global queue each time `number` arrives (the
-    /// signal's default action is turned off). Keep the source alive.
-    static func onSignal(_ number: Int32, _ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-        return source
     }
 
     /// What serving needs once the manifest and its libraries are loaded;
@@ -89,6 +78,7 @@ public enum Host {
     /// library's deinit and returns 0. Returns 1 when the manifest or a
     /// library is refused, after logging every problem.
     public static func serveStdio(_ options: ServeOptions) -> Int32 {
+        HostSignals.block()
         guard let serving = startServing(options) else { return 1 }
         let (logger, manifest, plugins, manager, reloader) = (serving.logger, serving.manifest, serving.plugins, serving.manager, serving.reloader)
         let limits = manager.limits
@@ -107,19 +97,15 @@ public enum Host {
                 logger.info("stopped")
             }
         }
-        signal(SIGPIPE, SIG_IGN)
-        let signals = [SIGINT, SIGTERM].map { number in
-            onSignal(number) {
-                stop(number == SIGINT ? "SIGINT" : "SIGTERM")
-                exit(0)
-            }
-        }
-        let hangup = Self.onSignal(SIGHUP) { reloader.reloadManifest(reason: "SIGHUP") }
+        HostSignals.handle([
+            SIGINT: { stop("SIGINT"); exit(0) },
+            SIGTERM: { stop("SIGTERM"); exit(0) },
+            SIGHUP: { reloader.reloadManifest(reason: "SIGHUP") },
+        ])
         logger.info("serving on stdio", [("manifest", .string(manifest.sourcePath)), ("dialect", .string(options.dialect.rawValue)),
                                          ("targets", .string(plugins.bindings.keys.sorted().joined(separator: ",")))])
         transport.run()
         stop(session.earlyEndReason ?? "end of input")
-        withExtendedLifetime((signals, hangup)) {}
         return 0
     }
 }
