@@ -23,9 +23,8 @@
 ///   `{"type":"shinywidgets_comm_open"|"..._msg"|"..._close","message":"<text>"}` where the text
 ///   is the object py-shinywidgets' `ShinyComm._publish_msg` builds, in its key order:
 ///   `{"content":{"data":D,"comm_id":I[,"target_name":N,"target_module":null,"html_deps":[]]},
-///   "metadata":M,"buffers":[...],"ident":"comm-"+I,"parent":{}}`. ShinyComm always sends
-///   `parent: {}`; here `parent` is `{"msg_id":P}` when there is an inbound message id to echo
-///   (the same meaning as ipykernel's parent header), else `{}`.
+///   "metadata":M,"buffers":[...],"ident":"comm-"+I,"parent":{}}`; `parent` is always `{}`,
+///   as ShinyComm sends it (DESIGN.md), so the inbound message id is not echoed in this form.
 ///
 /// Outbound `header.msg_id` is `<8 hex digits>-<n>`: a prefix drawn at random when the encoder
 /// is made and a counter, so ids are unique per encoder (use one encoder per session).
@@ -275,15 +274,8 @@ public struct FrameEncoder: Sendable {
         }
         w.structure("],\\\"ident\\\":\\\"comm-", .plain)
         w.escape(commID, times: 2)
-        w.structure("\\\",\\\"parent\\\":", .plain)
-        if let parent {
-            w.structure("{\\\"msg_id\\\":", .plain)
-            w.json(parent, .nested)
-            w.byte(UInt8(ascii: "}"))
-        } else {
-            w.structure("{}", .plain)
-        }
-        w.structure("}\"}\n", .plain)
+        // DESIGN.md: `parent` is always `{}`, as ShinyComm sends it.
+        w.structure("\\\",\\\"parent\\\":{}}\"}\n", .plain)
     }
 
     /// Writes `{"msg_type":T,"header":{...},"parent_header":...,"metadata":M,"content":` and
