@@ -22,7 +22,9 @@ enum BuffersScenario {
               host.output.firstRange(of: needle) != nil else {
             throw ScenarioFailure("the 1 MiB buffer did not come back: \(String(decoding: host.output.prefix(300), as: UTF8.self))")
         }
-        var rates = Samples()
+        let python = try PeerRounds(["base64", "--size", "\(size)", "--iterations", "\(settings.bufferMessages)"], tools: tools)
+        defer { python.finish() }
+        var rates = Samples(), pythonRates = Samples()
         for round in 0..<(settings.warmup + settings.rounds) {
             let t0 = Clock.nanos()
             let (lines, replyBytes) = host.feed(frames, takeEvery: 1)
@@ -30,15 +32,17 @@ enum BuffersScenario {
             guard lines == settings.bufferMessages, replyBytes > lines * text.count else {
                 throw ScenarioFailure("commhost answered \(lines) buffer frames with \(replyBytes) bytes")
             }
-            if round >= settings.warmup { rates.append(Double(size * lines) / seconds / 1e6) }
+            let pythonRate = try python.round()
+            if round >= settings.warmup {
+                rates.append(Double(size * lines) / seconds / 1e6)
+                pythonRates.append(pythonRate)
+            }
         }
 
-        let peer = try PeerOutput(try tools.runPeer(["base64", "--size", "\(size)", "--iterations", "\(settings.bufferMessages)",
-                                                     "--warmup", "\(settings.warmup)", "--rounds", "\(settings.rounds)"]))
         return [
             Row(scenario: "buffers", measure: "comm_msg with one 1 MiB buffer echoed in-process (MB of raw buffer per s; base64 in and out)",
                 unit: .megabytesPerSecond, commhost: rates,
-                baselineName: "Python `base64.b64decode` + `b64encode` of the same bytes", baseline: try peer.samples("rates"),
+                baselineName: "Python `base64.b64decode` + `b64encode` of the same bytes", baseline: pythonRates,
                 target: Target(text: "≥ 1× Python's base64") { c, b in c >= b }),
         ]
     }

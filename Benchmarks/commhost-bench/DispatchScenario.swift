@@ -25,25 +25,27 @@ enum DispatchScenario {
         guard countLines(checkOutput) == 1, checkOutput.starts(with: Array("{\"msg_type\":\"comm_msg\"".utf8)) else {
             throw ScenarioFailure("the echo plugin's reply is not one comm_msg: \(String(decoding: checkOutput.prefix(300), as: UTF8.self))")
         }
-        var hostRates = Samples()
-        for round in 0..<(settings.warmup + settings.rounds) {
-            let t0 = Clock.nanos()
-            let (lines, replyBytes) = host.feed(messages)
-            let seconds = Clock.seconds(since: t0)
-            guard lines == count, replyBytes > count * meanBytes else {
-                throw ScenarioFailure("commhost answered \(lines) lines with \(replyBytes) bytes; expected \(count) replies")
-            }
-            if round >= settings.warmup { hostRates.append(Double(count) / seconds) }
-        }
+        // The Python comm package (baseline A) on the same bytes, in a peer
+        // process kept running so its rounds interleave with ours.
+        let file = try tools.writeFile("dispatch-frames.ndjson", opens + messages)
+        let python = try PeerRounds(["dispatch", file], tools: tools)
+        defer { python.finish() }
 
-        // Baseline B: split into lines and copy each out; nothing else.
-        var splitRates = Samples()
+        var hostRates = Samples(), splitRates = Samples(), pythonRates = Samples()
         var sink: [UInt8] = []
         sink.reserveCapacity(1024 * 256)
         var checksum = 0
         for round in 0..<(settings.warmup + settings.rounds) {
             let t0 = Clock.nanos()
-            var lines = 0
+            let (lines, replyBytes) = host.feed(messages)
+            let hostSeconds = Clock.seconds(since: t0)
+            guard lines == count, replyBytes > count * meanBytes else {
+                throw ScenarioFailure("commhost answered \(lines) lines with \(replyBytes) bytes; expected \(count) replies")
+            }
+
+            // Baseline B: split into lines and copy each out; nothing else.
+            let t1 = Clock.nanos()
+            var split = 0
             messages.withUnsafeBytes { raw in
                 let base = raw.baseAddress!
                 var start = 0
@@ -51,8 +53,8 @@ enum DispatchScenario {
                     let stop = base.distance(to: UnsafeRawPointer(nl)) + 1
                     sink.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: stop - start))
                     start = stop
-                    lines += 1
-                    if lines % 1024 == 0 {
+                    split += 1
+                    if split % 1024 == 0 {
                         checksum &+= sink.count
                         sink.removeAll(keepingCapacity: true)
                     }
@@ -60,15 +62,16 @@ enum DispatchScenario {
             }
             checksum &+= sink.count
             sink.removeAll(keepingCapacity: true)
-            let seconds = Clock.seconds(since: t0)
-            if round >= settings.warmup { splitRates.append(Double(lines) / seconds) }
+            let splitSeconds = Clock.seconds(since: t1)
+
+            let pythonRate = try python.round()
+            if round >= settings.warmup {
+                hostRates.append(Double(count) / hostSeconds)
+                splitRates.append(Double(split) / splitSeconds)
+                pythonRates.append(pythonRate)
+            }
         }
         guard checksum > 0 else { throw ScenarioFailure("the split baseline copied nothing") }
-
-        // Baseline A: the Python comm package, on the same bytes.
-        let file = try tools.writeFile("dispatch-frames.ndjson", opens + messages)
-        let peer = try PeerOutput(try tools.runPeer(["dispatch", file, "--warmup", "\(settings.warmup)", "--rounds", "\(settings.rounds)"]))
-        let pythonRates = try peer.samples("rates")
 
         let measure = "\(meanBytes)-byte comm_msg `update` frames, in-process, echo reply into memory"
         return [

@@ -57,13 +57,6 @@ final class LineReader {
         }
     }
 
-    /// Waits up to `timeoutMs` for bytes to read; true if some are there.
-    func waitReadable(timeoutMs: Int32) -> Bool {
-        if start < end { return true }
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&pfd, 1, timeoutMs) > 0
-    }
-
     private func fill(keeping: Bool = false) -> Bool {
         if !keeping {
             start = 0

@@ -16,11 +16,6 @@ struct PeerOutput {
         guard let value = object[key] as? NSNumber else { throw ScenarioFailure("the Python peer's output has no number \"\(key)\"") }
         return value.doubleValue
     }
-
-    func samples(_ key: String) throws -> Samples {
-        guard let values = object[key] as? [NSNumber], !values.isEmpty else { throw ScenarioFailure("the Python peer's output has no list \"\(key)\"") }
-        return Samples(values.map(\.doubleValue))
-    }
 }
 
 /// A scenario that ran but went wrong (lost replies, a peer that failed).

@@ -21,59 +21,71 @@ enum SocketScenario {
         for sessions in sessionCounts {
             let hostPath = tools.workDirectory + "/commhost-\(sessions).sock"
             let echoPath = tools.workDirectory + "/echo-\(sessions).sock"
-            let host = try measure(server: [commhost, "serve", "--manifest", Paths.defaultManifest, "--log-level", "error", "--socket", hostPath],
-                                   path: hostPath, sessions: sessions, opens: true, tools: tools, settings: settings)
-            let echo = try measure(server: [lineEcho, "--socket", echoPath], path: echoPath, sessions: sessions, opens: false,
-                                   tools: tools, settings: settings)
+            let hostServer = try startServer([commhost, "serve", "--manifest", Paths.defaultManifest, "--log-level", "error", "--socket", hostPath],
+                                             path: hostPath, tools: tools)
+            defer { hostServer.finish() }
+            let echoServer = try startServer([lineEcho, "--socket", echoPath], path: echoPath, tools: tools)
+            defer { echoServer.finish() }
+            var hostRates = Samples(), hostP99 = Samples(), echoRates = Samples(), echoP99 = Samples()
+            // Rounds alternate between the two servers, so both see the same machine load.
+            for round in 0..<(settings.warmup + settings.rounds) {
+                let host = try runRound(path: hostPath, sessions: sessions, opens: true, settings: settings)
+                let echo = try runRound(path: echoPath, sessions: sessions, opens: false, settings: settings)
+                if round >= settings.warmup {
+                    hostRates.append(host.rate)
+                    hostP99.append(host.p99)
+                    echoRates.append(echo.rate)
+                    echoP99.append(echo.p99)
+                }
+            }
             let baseline = "C line-echo socket server, same clients"
             rows.append(Row(scenario: "socket", measure: "\(sessions) session\(sessions == 1 ? "" : "s"), \(window) in flight each: total throughput",
-                            unit: .perSecond, commhost: host.rates, baselineName: baseline, baseline: echo.rates, target: .none))
+                            unit: .perSecond, commhost: hostRates, baselineName: baseline, baseline: echoRates, target: .none))
             rows.append(Row(scenario: "socket", measure: "\(sessions) session\(sessions == 1 ? "" : "s"): reply latency p99",
-                            unit: .microseconds, commhost: host.p99, baselineName: baseline, baseline: echo.p99, target: .none))
+                            unit: .microseconds, commhost: hostP99, baselineName: baseline, baseline: echoP99, target: .none))
         }
         return rows
     }
 
-    /// Starts `server`, then per round connects `sessions` clients that
-    /// each send their share of the messages with `window` in flight.
-    static func measure(server: [String], path: String, sessions: Int, opens: Bool, tools: Toolbox,
-                        settings: Settings) throws -> (rates: Samples, p99: Samples) {
-        let child = try ChildProcess(server, stderrPath: tools.workDirectory + "/socket.log")
-        defer { child.finish() }
+    /// Starts a socket server and waits until it accepts connections.
+    static func startServer(_ arguments: [String], path: String, tools: Toolbox) throws -> ChildProcess {
+        let log = tools.workDirectory + "/socket.log"
+        let child = try ChildProcess(arguments, stderrPath: log)
         guard let probe = UnixClient.connect(path, timeout: 10) else {
-            throw ScenarioFailure("\(server[0]) did not listen on \(path): \(readSmallFile(tools.workDirectory + "/socket.log")?.suffix(400) ?? "")")
+            child.finish()
+            throw ScenarioFailure("\(arguments[0]) did not listen on \(path): \(readSmallFile(log)?.suffix(400) ?? "")")
         }
         close(probe)
+        return child
+    }
+
+    /// Connects `sessions` clients that each send their share of the
+    /// round's messages with `window` in flight; returns the total rate and
+    /// the p99 reply latency (µs).
+    static func runRound(path: String, sessions: Int, opens: Bool, settings: Settings) throws -> (rate: Double, p99: Double) {
         let perSession = max(settings.pipelinedMessages / 4 / sessions, 200)
-        var rates = Samples(), p99 = Samples()
-        for round in 0..<(settings.warmup + settings.rounds) {
-            let results = Locked<[ClientOutcome]>([])
-            let group = DispatchGroup()
-            let ready = DispatchSemaphore(value: 0)
-            let go = DispatchSemaphore(value: 0)
-            for s in 0..<sessions {
-                let thread = Thread {
-                    let outcome = client(path: path, session: s, count: perSession, opens: opens, ready: ready, go: go)
-                    results.withLock { $0.append(outcome) }
-                    group.leave()
-                }
-                group.enter()
-                thread.stackSize = 1 << 20
-                thread.start()
+        let results = Locked<[ClientOutcome]>([])
+        let group = DispatchGroup()
+        let ready = DispatchSemaphore(value: 0)
+        let go = DispatchSemaphore(value: 0)
+        for s in 0..<sessions {
+            let thread = Thread {
+                let outcome = client(path: path, session: s, count: perSession, opens: opens, ready: ready, go: go)
+                results.withLock { $0.append(outcome) }
+                group.leave()
             }
-            for _ in 0..<sessions { ready.wait() }
-            let start = Clock.nanos()
-            for _ in 0..<sessions { go.signal() }
-            group.wait()
-            let seconds = Clock.seconds(since: start)
-            let all = results.value
-            guard all.allSatisfy(\.ok) else { throw ScenarioFailure("\(server[0]): a socket client lost its connection or replies") }
-            if round >= settings.warmup {
-                rates.append(Double(perSession * sessions) / seconds)
-                p99.append(Samples(all.flatMap(\.latencies)).percentile(99))
-            }
+            group.enter()
+            thread.stackSize = 1 << 20
+            thread.start()
         }
-        return (rates, p99)
+        for _ in 0..<sessions { ready.wait() }
+        let start = Clock.nanos()
+        for _ in 0..<sessions { go.signal() }
+        group.wait()
+        let seconds = Clock.seconds(since: start)
+        let all = results.value
+        guard all.allSatisfy(\.ok) else { throw ScenarioFailure("a socket client of \(path) lost its connection or replies") }
+        return (Double(perSession * sessions) / seconds, Samples(all.flatMap(\.latencies)).percentile(99))
     }
 
     /// One client session: connect, open its comms, wait for the start

@@ -10,29 +10,39 @@ enum StdioScenario {
         let payload = Frames.updates(count: settings.pipelinedMessages, comms: comms)
         let singles = (0..<256).map { Frames.update(commID: comms[$0 % comms.count], msgID: "p\($0)", value: $0) }
 
-        func measure(_ arguments: [String], opens: [UInt8]) throws -> (rates: Samples, p50: Samples, p99: Samples) {
+        /// One contender: a child process and the reader of its replies.
+        struct Contender {
+            var child: ChildProcess
+            var reader: LineReader
+            var rates = Samples(), p50 = Samples(), p99 = Samples()
+        }
+        func start(_ arguments: [String], opens: [UInt8]) throws -> Contender {
             let child = try ChildProcess(arguments, stderrPath: tools.workDirectory + "/stdio.log")
-            defer { child.finish() }
-            let reader = LineReader(fd: child.stdout)
             if !opens.isEmpty {
                 guard opens.withUnsafeBytes({ child.write($0) }) else { throw ScenarioFailure("\(arguments[0]) closed its input") }
             }
-            var rates = Samples(), p50 = Samples(), p99 = Samples()
-            for round in 0..<(settings.warmup + settings.rounds) {
-                let rate = try PipeDrivers.pipelined(input: child.stdin, reader: reader, payload: payload, count: settings.pipelinedMessages)
-                let rtts = try PipeDrivers.pingPong(input: child.stdin, reader: reader, frames: singles, count: settings.pingPongs)
+            return Contender(child: child, reader: LineReader(fd: child.stdout))
+        }
+        var host = try start([commhost, "serve", "--manifest", Paths.defaultManifest, "--log-level", "error"],
+                             opens: Frames.opens(comms, target: "commhost.echo"))
+        defer { host.child.finish() }
+        var echo = try start([lineEcho], opens: [])
+        defer { echo.child.finish() }
+        // Rounds alternate between the two, so both see the same machine load.
+        for round in 0..<(settings.warmup + settings.rounds) {
+            for index in 0..<2 {
+                var c = index == 0 ? host : echo
+                let rate = try PipeDrivers.pipelined(input: c.child.stdin, reader: c.reader, payload: payload, count: settings.pipelinedMessages)
+                let rtts = try PipeDrivers.pingPong(input: c.child.stdin, reader: c.reader, frames: singles, count: settings.pingPongs)
                 if round >= settings.warmup {
-                    rates.append(rate)
-                    p50.append(rtts.percentile(50))
-                    p99.append(rtts.percentile(99))
+                    c.rates.append(rate)
+                    c.p50.append(rtts.percentile(50))
+                    c.p99.append(rtts.percentile(99))
                 }
+                if index == 0 { host = c } else { echo = c }
             }
-            return (rates, p50, p99)
         }
 
-        let host = try measure([commhost, "serve", "--manifest", Paths.defaultManifest, "--log-level", "error"],
-                               opens: Frames.opens(comms, target: "commhost.echo"))
-        let echo = try measure([lineEcho], opens: [])
         let baseline = "C line-echo process, same client and pipes"
         return [
             Row(scenario: "stdio", measure: "pipelined throughput, \(settings.pipelinedMessages) update frames per round", unit: .perSecond,

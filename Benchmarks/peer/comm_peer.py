@@ -13,6 +13,9 @@ way jupyter_client's Session packs messages. Reply bytes go into memory.
 Modes (each prints one JSON object on stdout):
   dispatch FRAMES --warmup N --rounds R   messages/s per round over the lines of FRAMES
   base64 --size BYTES --iterations N --warmup N --rounds R   MB/s of b64decode+b64encode
+  (dispatch and base64 with --interactive instead run one round per "round" line
+  on stdin and answer each with {"rate": X}, so the caller can interleave its own
+  rounds with these and both see the same machine load)
   memory --comms N                        RSS at idle, then bytes per open comm
   serve                                   answer frames on stdin/stdout, one line each, flushed
 """
@@ -126,6 +129,20 @@ def option(args, name, default):
     return default
 
 
+def run_rounds(args, one_round):
+    """Runs warm-up and measured rounds of `one_round` (which returns a rate)
+    and prints them, or with --interactive one round per "round" line."""
+    if "--interactive" in args:
+        for command in sys.stdin:
+            if command.strip() != "round":
+                continue
+            print(json.dumps({"rate": one_round()}), flush=True)
+        return
+    warmup, rounds = option(args, "--warmup", 1), option(args, "--rounds", 5)
+    rates = [one_round() for _ in range(warmup + rounds)][warmup:]
+    print(json.dumps({"rates": rates}))
+
+
 def run_dispatch(args):
     with open(args[0], "rb") as f:
         lines = f.read().splitlines()
@@ -133,9 +150,8 @@ def run_dispatch(args):
     messages = [l for l in lines if b'"comm_open"' not in l]
     for line in opens:
         handle_line(line)
-    warmup, rounds = option(args, "--warmup", 1), option(args, "--rounds", 5)
-    rates = []
-    for r in range(warmup + rounds):
+
+    def one_round():
         OUTBOX.frames = []
         start = time.perf_counter_ns()
         for line in messages:
@@ -143,27 +159,26 @@ def run_dispatch(args):
         elapsed = time.perf_counter_ns() - start
         if len(OUTBOX.frames) != len(messages):
             raise SystemExit("expected %d replies, got %d" % (len(messages), len(OUTBOX.frames)))
-        if r >= warmup:
-            rates.append(len(messages) / (elapsed / 1e9))
-    print(json.dumps({"rates": rates, "reply_bytes": sum(map(len, OUTBOX.frames))}))
+        return len(messages) / (elapsed / 1e9)
+
+    run_rounds(args, one_round)
 
 
 def run_base64(args):
     size = option(args, "--size", 1 << 20)
     iterations = option(args, "--iterations", 50)
-    warmup, rounds = option(args, "--warmup", 1), option(args, "--rounds", 5)
     raw = bytes((i * 131 + 7) & 0xFF for i in range(size))
     text = base64.b64encode(raw)
-    rates = []
-    for r in range(warmup + rounds):
+
+    def one_round():
         start = time.perf_counter_ns()
         for _ in range(iterations):
             out = base64.b64encode(base64.b64decode(text, validate=True))
         elapsed = time.perf_counter_ns() - start
         assert out == text
-        if r >= warmup:
-            rates.append(size * iterations / (elapsed / 1e9) / 1e6)
-    print(json.dumps({"rates": rates}))
+        return size * iterations / (elapsed / 1e9) / 1e6
+
+    run_rounds(args, one_round)
 
 
 def run_memory(args):
