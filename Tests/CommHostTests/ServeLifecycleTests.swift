@@ -167,6 +167,20 @@ final class ServeLifecycleTests: XCTestCase {
         host.finish()
     }
 
+    func testErrorFrameForARefusedFrameEchoesItsReadableMsgID() throws {
+        let probe = try ServeFixture.setUp(self)
+        let host = try probe.serve(self)
+        host.send(#"{"msg_type":"comm_dance","header":{"msg_id":"bad-type"},"content":{}}"#)
+        host.send(#"{"msg_type":"comm_msg","header":{"msg_id":"no-id"},"content":{"data":{}}}"#)
+        host.send(#"{"msg_type":"comm_msg","header":{"msg_id":"a","msg_id":"b"},"content":{"comm_id":"x"}}"#)
+        host.send(#"{"msg_type":"comm_msg","header":{"msg_id":"broken"},"content":"#)
+        let frames = try host.nextFrames(4)
+        XCTAssertEqual(frames.map { "\($0.msgType ?? "?") \($0.parentMsgID ?? "{}")" },
+                       ["error bad-type", "error no-id", "error {}", "error {}"],
+                       "echoed when the frame is JSON with one msg_id; not for a repeated id or invalid JSON")
+        host.finish()
+    }
+
     func testFramesSentFromAPluginThreadHaveAnEmptyParentHeader() throws {
         let probe = try ServeFixture.setUp(self)
         let host = try probe.serve(self)

@@ -105,7 +105,8 @@ public final class Session: @unchecked Sendable {
         do {
             parsed = try parser.parse(frame)
         } catch {
-            emitError(error, line: line, parent: nil)
+            let parent = parser.messageIDToken(ofRefused: frame).map { $0.bytes(in: frame) }
+            emitError(error, line: line, parent: parent)
             return
         }
         currentParent = parsed.msgIDToken.map { $0.bytes(in: frame) }

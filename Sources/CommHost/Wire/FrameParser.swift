@@ -63,6 +63,23 @@ public struct FrameParser: Sendable {
                             msgIDToken: scan.headerMsgID?.token.range)
     }
 
+    /// For a frame `parse` refused: the raw `header.msg_id` token (quotes
+    /// included) when the frame is JSON and names exactly one string
+    /// `header.msg_id`, so the error frame can echo it as
+    /// `parent_header.msg_id`; nil otherwise. Only for the error path: it
+    /// scans the frame again.
+    public func messageIDToken(ofRefused frame: UnsafeRawBufferPointer) -> ByteRange? {
+        guard frame.count <= limits.maxFrameBytes else { return nil }
+        var scan = FrameScan(scanner: JSONScanner(frame, maxDepth: limits.maxDepth))
+        do {
+            try scan.readEnvelope()
+        } catch {
+            return nil
+        }
+        guard !scan.headerMsgIDRepeated, let id = scan.headerMsgID, id.kind == .string else { return nil }
+        return id.token.range
+    }
+
     /// Parses and validates one frame held in an array.
     public func parse(_ frame: [UInt8]) throws(WireError) -> InboundFrame {
         let result: Result<InboundFrame, WireError> = frame.withUnsafeBytes { raw in
@@ -92,6 +109,8 @@ private struct FrameScan {
     var msgType: Member? = nil
     var headerMsgType: Member? = nil
     var headerMsgID: Member? = nil
+    /// `header.msg_id` appeared more than once, so no one id can be echoed.
+    var headerMsgIDRepeated = false
     var hasContent = false
     var commID: Member? = nil
     var targetName: Member? = nil
@@ -203,6 +222,7 @@ private struct FrameScan {
                 continue
             }
             if seen & bit != 0 {
+                if bit == 1 { headerMsgIDRepeated = true }
                 noteDuplicate("header." + s.displayString(key))
                 try s.skipValue(enclosingDepth: 2)
                 continue
