@@ -44,6 +44,9 @@ public final class StreamTransport: @unchecked Sendable {
             }
         } catch is SessionEnded {
             return
+        } catch FrameReaderError.readFailed(_, let code) where code == ECONNRESET {
+            // A socket client that went away without a clean shutdown: an ordinary end.
+            logger.info("client disconnected", [("session", .int(session.id)), ("error", .string(String(cString: strerror(code))))])
         } catch {
             logger.error("reading input failed", [("session", .int(session.id)), ("error", .string("\(error)"))])
         }
@@ -62,7 +65,11 @@ public final class StreamTransport: @unchecked Sendable {
         var chunk: [UInt8] = []
         while session.takeOutput(into: &chunk, wait: true) {
             guard writeAll(chunk) else {
-                logger.warning("output closed; ending session", [("session", .int(session.id)), ("error", .string(String(cString: strerror(errno))))])
+                let code = errno
+                // EPIPE/ECONNRESET: the client went away, an ordinary end of a session.
+                let gone = code == EPIPE || code == ECONNRESET
+                logger.log(gone ? .info : .warning, gone ? "client disconnected; ending session" : "output failed; ending session",
+                           [("session", .int(session.id)), ("error", .string(String(cString: strerror(code))))])
                 session.end(cause: .sessionEnded)
                 while session.takeOutput(into: &chunk, wait: true) {}
                 return
