@@ -22,17 +22,17 @@ final class ManifestReloadTests: XCTestCase {
 
     private let echo = #"{"target_name": "commhost.echo", "library": "ECHO", "handler": "echo"}"#
 
-    private func start() throws -> HostProcess {
-        let host = try HostProcess(["serve", "--manifest", "\(dir!)/manifest.json"])
+    private func start() throws -> ServeHarness {
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", "\(dir!)/manifest.json"])
         try host.waitForLog("serving on stdio")
         return host
     }
 
-    private func open(_ host: HostProcess, _ id: String, _ target: String) {
+    private func open(_ host: ServeHarness, _ id: String, _ target: String) {
         host.send(json: ["msg_type": "comm_open", "content": ["comm_id": id, "target_name": target, "data": [:]]])
     }
 
-    private func message(_ host: HostProcess, _ id: String, _ data: [String: Any]) throws -> [String: Any] {
+    private func message(_ host: ServeHarness, _ id: String, _ data: [String: Any]) throws -> [String: Any] {
         host.send(json: ["msg_type": "comm_msg", "content": ["comm_id": id, "data": data]])
         return try host.nextFrame()
     }
@@ -90,8 +90,8 @@ final class ManifestReloadTests: XCTestCase {
         try writeManifest(#"{"target_name": "tally", "libary": "libtally.so", "handler": "tally"}, {"target_name": "new", "library": "libother.so", "handler": "tally"}"#)
         host.signal(SIGHUP)
         let log = try host.waitForLog("manifest reload refused")
-        XCTAssertEqual(log["problems"] as? Int, 2, "\(host.logLines)")
-        XCTAssertTrue(host.logLines.contains { $0.contains("did you mean") && $0.contains("targets[0]") })
+        XCTAssertEqual(log["problems"] as? Int, 2, host.stderrText)
+        XCTAssertTrue(host.stderrLines.contains { ($0["msg"] as? String).map { $0.contains("did you mean") && $0.contains("targets[0]") } == true })
         XCTAssertEqual((content(try message(host, "t", ["seq": 2]))["data"] as? [String: Any])?["value"] as? Int, 2)
         open(host, "n", "new")
         let refused = try host.nextFrame()
@@ -104,7 +104,7 @@ final class ManifestReloadTests: XCTestCase {
         {"version": 1, "plugin_paths": ["."], \(watched), "targets": [{"target_name": "tally", "library": "libtally.so", "handler": "tally"}]}
         """
         try text.write(toFile: "\(dir!)/manifest.json", atomically: true, encoding: .utf8)
-        let host = try HostProcess(["serve", "--manifest", "\(dir!)/manifest.json"])
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", "\(dir!)/manifest.json"])
         try host.waitForLog("watching for reloads")
         text = text.replacingOccurrences(of: "]}", with: #", {"target_name": "more", "library": "libother.so", "handler": "tally"}]}"#)
         try text.write(toFile: "\(dir!)/manifest.json", atomically: true, encoding: .utf8)

@@ -20,7 +20,7 @@ final class ReloadTests: XCTestCase {
         if !inPlace { XCTAssertEqual(rename(output, target), 0) }
     }
 
-    private func startHost(debounceMS: Int = 30) throws -> HostProcess {
+    private func startHost(debounceMS: Int = 30) throws -> ServeHarness {
         try publish(["VERSION=1"])
         let manifest = """
         {"version": 1, "plugin_paths": ["."],
@@ -29,17 +29,17 @@ final class ReloadTests: XCTestCase {
          "reload": {"watch": true, "debounce_ms": \(debounceMS)}}
         """
         try manifest.write(toFile: "\(dir!)/manifest.json", atomically: true, encoding: .utf8)
-        let host = try HostProcess(["serve", "--manifest", "\(dir!)/manifest.json", "--log-level", "debug"])
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", "\(dir!)/manifest.json", "--log-level", "debug"])
         try host.waitForLog("watching for reloads")
         return host
     }
 
-    private func open(_ host: HostProcess, _ id: String, target: String = "tally") {
+    private func open(_ host: ServeHarness, _ id: String, target: String = "tally") {
         host.send(json: ["msg_type": "comm_open", "content": ["comm_id": id, "target_name": target, "data": [:]]])
     }
 
     /// Sends `{"seq": seq}` on `id` and returns the reply's data.
-    private func tally(_ host: HostProcess, _ id: String, seq: Int) throws -> [String: Any] {
+    private func tally(_ host: ServeHarness, _ id: String, seq: Int) throws -> [String: Any] {
         host.send(json: ["msg_type": "comm_msg", "content": ["comm_id": id, "data": ["seq": seq]]])
         return try data(of: host.nextFrame(), expecting: "comm_msg", id: id)
     }
@@ -186,7 +186,7 @@ final class ReloadTests: XCTestCase {
         host.send(json: ["msg_type": "comm_info_request", "content": [:]])
         _ = try host.nextFrame()
         usleep(300_000)
-        XCTAssertEqual(host.logLines.filter { $0.contains("\"reloaded library\"") }.count, 2)
+        XCTAssertEqual(host.stderrLines.filter { $0["msg"] as? String == "reloaded library" }.count, 2)
     }
 
     func testFiftyReloadsLeaveMappedCopiesBounded() throws {
@@ -197,7 +197,7 @@ final class ReloadTests: XCTestCase {
             try host.waitForLog("reloaded library")
             XCTAssertEqual(try tally(host, "a", seq: version)["version"] as? Int, version)
         }
-        let maps = try String(decoding: FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(host.process.processIdentifier)/maps")).readToEnd() ?? Data(), as: UTF8.self)
+        let maps = try String(decoding: FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(host.pid)/maps")).readToEnd() ?? Data(), as: UTF8.self)
         let staged = Set(maps.split(separator: "\n").compactMap { line -> Substring? in
             guard line.contains("libtally.so") else { return nil }
             return line.split(separator: " ", omittingEmptySubsequences: true).last
@@ -225,7 +225,7 @@ final class ReloadTests: XCTestCase {
          "reload": {"watch": true, "debounce_ms": 30}}
         """
         try manifest.write(toFile: "\(dir!)/manifest.json", atomically: true, encoding: .utf8)
-        let host = try HostProcess(["serve", "--manifest", "\(dir!)/manifest.json"])
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", "\(dir!)/manifest.json"])
         try host.waitForLog("watching for reloads")
         func send(_ id: String, _ data: [String: Any]) throws -> [String: Any] {
             host.send(json: ["msg_type": "comm_msg", "content": ["comm_id": id, "data": data]])
@@ -248,7 +248,7 @@ final class ReloadTests: XCTestCase {
         host.send(json: ["msg_type": "comm_open", "content": ["comm_id": "k2", "target_name": "counter", "data": [:]]])
         XCTAssertEqual((try send("k2", ["method": "request_state"])["state"] as? [String: Any])?["value"] as? Int, 0)
         host.closeInput()
-        XCTAssertEqual(try host.waitForExit(), 0)
+        XCTAssertEqual(host.waitForExit(), 0)
     }
 }
 

@@ -43,6 +43,8 @@ final class ServeHarness: Sendable {
         var exitedBySignal = false
         var inputClosed = false
         var syncCounter = 0
+        /// How many stderr bytes `waitForLog` has already looked at.
+        var logCursor = 0
 
         /// Splits `chunk` into stdout lines.
         func appendStdout(_ chunk: Data) {
@@ -321,6 +323,29 @@ final class ServeHarness: Sendable {
     var stderrLines: [[String: Any]] {
         let err = collected.lock.withLock { collected.stderrBytes }
         return err.split(separator: 0x0A).compactMap { (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any] }
+    }
+
+    /// Waits for the next stderr log record (after those earlier calls
+    /// matched) whose `msg` contains `message`, and returns it.
+    @discardableResult
+    func waitForLog(_ message: String, timeout: TimeInterval = 15, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let c = collected
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        c.lock.lock()
+        defer { c.lock.unlock() }
+        while true {
+            while let newline = c.stderrBytes[(c.stderrBytes.startIndex + c.logCursor)...].firstIndex(of: 0x0A) {
+                let record = c.stderrBytes[(c.stderrBytes.startIndex + c.logCursor)..<newline]
+                c.logCursor = newline + 1 - c.stderrBytes.startIndex
+                if let object = (try? JSONSerialization.jsonObject(with: Data(record))) as? [String: Any],
+                   (object["msg"] as? String)?.contains(message) == true {
+                    return object
+                }
+            }
+            if c.stderrEnded || !c.lock.wait(until: deadline) {
+                throw failLocked("no log record with \"\(message)\" within \(timeout) s", file: file, line: line)
+            }
+        }
     }
 
     /// What the host has written on stderr so far.
