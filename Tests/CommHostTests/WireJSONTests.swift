@@ -29,12 +29,26 @@ final class WireJSONTests: XCTestCase {
 
     private func check(document: [UInt8], expected: WireError.Name?, maxDepth: Int = 256,
                        note: String, file: StaticString = #filePath, line: UInt = #line) {
+        let accepted: Bool
         do {
             try JSONValidator.validateObject(document, maxDepth: maxDepth)
             XCTAssertNil(expected, "accepted but expected \(expected?.rawValue ?? ""): \(note)", file: file, line: line)
+            accepted = true
         } catch {
             XCTAssertEqual(error.name, expected, "\(note): \(error)", file: file, line: line)
+            accepted = false
         }
+        // The manifest's DOM parser is the project's other JSON reader: it
+        // must accept exactly the objects the wire accepts (duplicate keys
+        // aside, which only the wire's envelope refuses).
+        let domAccepted: Bool
+        if let document = try? JSONDocument(parsing: document, options: .init(maxDepth: maxDepth, allowDuplicateKeys: true)),
+           case .object = document.root.value {
+            domAccepted = true
+        } else {
+            domAccepted = false
+        }
+        XCTAssertEqual(domAccepted, accepted, "JSONDocument and JSONValidator disagree on \(note)", file: file, line: line)
     }
 
     private func checkValues(_ rows: [Row], file: StaticString = #filePath, line: UInt = #line) {
