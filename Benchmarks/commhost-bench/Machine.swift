@@ -7,8 +7,27 @@ struct Machine {
     var toolchain: String
     var kernel: String
     var date: String
+    /// /proc/loadavg's 1-minute figure when the run started and ended: other
+    /// processes' load, which moves absolute numbers (ratios less, since
+    /// each scenario interleaves its rounds with its baseline's).
+    var loadAtStart: String
+    var loadAtEnd: String = ""
 
-    static func current() -> Machine {
+    /// How this executable was built (numbers from a debug build mean little).
+    static var buildConfiguration: String {
+        #if DEBUG
+        return "debug"
+        #else
+        return "release"
+        #endif
+    }
+
+    /// The 1-minute load average.
+    static func loadAverage() -> String {
+        String(readSmallFile("/proc/loadavg")?.split(separator: " ").first ?? "?")
+    }
+
+    static func current(loadAtStart: String) -> Machine {
         var model = "unknown CPU"
         if let info = readSmallFile("/proc/cpuinfo") {
             for line in info.split(separator: "\n") where line.hasPrefix("model name") {
@@ -32,13 +51,14 @@ struct Machine {
         var parts = tm()
         gmtime_r(&now, &parts)
         let date = "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday)) \(pad(parts.tm_hour)):\(pad(parts.tm_min)) UTC"
-        return Machine(cpuModel: model, cores: cores, toolchain: toolchain, kernel: "Linux " + release, date: date)
+        return Machine(cpuModel: model, cores: cores, toolchain: toolchain, kernel: "Linux " + release, date: date,
+                       loadAtStart: loadAtStart, loadAtEnd: loadAverage())
     }
 
     private static func pad(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     var markdown: String {
-        "- machine: \(cpuModel), \(cores) cores, \(kernel)\n- toolchain: \(toolchain), release build\n- date: \(date)\n"
+        "- machine: \(cpuModel), \(cores) cores, \(kernel); load average (1 min) \(loadAtStart) at the start, \(loadAtEnd) at the end\n- toolchain: \(toolchain), \(Machine.buildConfiguration) build\n- date: \(date)\n"
     }
 }
 

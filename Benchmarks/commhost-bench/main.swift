@@ -77,6 +77,7 @@ var rows: [Row] = []
 var notes: [String] = []
 var failed = false
 let started = Clock.nanos()
+let loadAtStart = Machine.loadAverage()
 for scenario in scenarios {
     note("commhost-bench: \(scenario.name): \(scenario.summary)...\n")
     let t0 = Clock.nanos()
@@ -95,7 +96,7 @@ for scenario in scenarios {
 }
 tools.cleanUp()
 
-let machine = Machine.current()
+let machine = Machine.current(loadAtStart: loadAtStart)
 var section = "Run: `commhost-bench\(quick ? " --quick" : "")\(selected.isEmpty ? "" : " --scenario " + selected.joined(separator: ","))`"
 section += " (\(Report.fixed(Clock.seconds(since: started))) s; \(settings.warmup) warm-up and \(settings.rounds) measured rounds per scenario; value = median of the rounds, spread = half the min–max range over the median)\n\n"
 section += machine.markdown + "\n"
