@@ -22,7 +22,7 @@ public enum Inspect {
         if json {
             var out = "{\"ok\":true,\"path\":\(JSONText.string(path)),\"name\":\(JSONText.string(library.name))"
             out += ",\"version\":\(JSONText.string(library.version)),\"abi\":\(JSONText.string("\(library.abiMajor).\(library.abiMinor)"))"
-            out += ",\"sha256\":\"\(library.sha256)\",\"swift\":\(library.containsSwift),\"concurrent\":\(library.concurrent)"
+            out += ",\"sha256\":\"\(library.sha256)\",\"swift_runtime\":\(library.containsSwift),\"concurrent\":\(library.concurrent)"
             out += ",\"handlers\":[" + library.handlers.map { handler in
                 "{\"name\":\(JSONText.string(handler.name)),\"hand_off\":\(handler.supportsHandOff)}"
             }.joined(separator: ",") + "]}"
@@ -34,7 +34,7 @@ public enum Inspect {
             "version:  \(library.version)",
             "abi:      \(library.abiMajor).\(library.abiMinor)",
             "sha256:   \(library.sha256)",
-            "language: \(library.containsSwift ? "Swift (never unloaded)" : "C (unloadable)")",
+            "unload:   \(library.containsSwift ? "never (registered with the Swift runtime)" : "on retire (no Swift code)")",
             "calls:    \(library.concurrent ? "concurrent" : "serialized")",
             "handlers:",
         ]
