@@ -23,13 +23,19 @@ public final class Session: @unchecked Sendable {
     private let parser: FrameParser
     private let logger: Logger
 
-    /// Guards `encoder`, `pending`, `ended`, `endReason`, `onEarlyEnd` and every comm's `closed`.
+    /// Guards `encoder`, `pending`, `ended`, `endReason`, `onEarlyEnd`, `wakeupsHeld`, `writing` and every comm's `closed`.
     private let output = ConditionLock()
     private var encoder: FrameEncoder
     private var pending: [UInt8] = []
     private var ended = false
     private var endReason: String?
     private var onEarlyEnd: (@Sendable () -> Void)?
+    /// Nesting depth of `handleBatch`; while above 0 appends do not wake the writer.
+    private var wakeupsHeld = 0
+    /// A thread is writing output (the writer, or a reader writing directly), so no other may.
+    private var writing = false
+    /// What a direct write took from `pending`; only the thread holding `writing` touches it.
+    private var directBuffer: [UInt8] = []
 
     /// `Locked`, not `Mutex`: plugin threads and other sessions' stats
     /// requests contend with the session for it (see `Locked`).
@@ -404,8 +410,46 @@ public final class Session: @unchecked Sendable {
         return COMMHOST_OK
     }
 
-    /// Called holding `output` after each append: wakes the writer, and ends
-    /// the session when the client has fallen more than the bound behind.
+    /// Runs `body` (the handling of a run of inbound frames), then sends
+    /// what it produced: with `write` on this thread when no other thread is
+    /// writing and it is at most `directLimit` bytes, else by waking the
+    /// writer thread once. So a reply costs no thread hand-off when the
+    /// client keeps up, and at most one wake-up per run when it does not.
+    /// `write` must not block: it returns how many bytes it wrote (0 when
+    /// the client cannot take more now, -1 on error); the rest goes to the
+    /// writer thread, ahead of anything appended since.
+    public func handleBatch(directLimit: Int, write: (UnsafeRawBufferPointer) -> Int, _ body: () throws -> Void) rethrows {
+        output.withLock { wakeupsHeld += 1 }
+        defer { flushAfterBatch(directLimit: directLimit, write: write) }
+        try body()
+    }
+
+    private func flushAfterBatch(directLimit: Int, write: (UnsafeRawBufferPointer) -> Int) {
+        output.lock()
+        wakeupsHeld -= 1
+        guard wakeupsHeld == 0 else { return output.unlock() }
+        guard !writing, !ended, !pending.isEmpty, pending.count <= directLimit else {
+            output.broadcast()
+            return output.unlock()
+        }
+        writing = true
+        swap(&directBuffer, &pending)
+        output.unlock()
+
+        let written = directBuffer.withUnsafeBytes(write)
+        output.lock()
+        if written < directBuffer.count {
+            pending.insert(contentsOf: directBuffer[max(written, 0)...], at: 0)
+        }
+        directBuffer.removeAll(keepingCapacity: true)
+        writing = false
+        if !pending.isEmpty || ended { output.broadcast() }
+        output.unlock()
+    }
+
+    /// Called holding `output` after each append: wakes the writer (unless a
+    /// batch holds wake-ups), and ends the session when the client has
+    /// fallen more than the bound behind.
     private func afterAppend() {
         if pending.count > limits.maxOutboundBytes {
             ended = true
@@ -414,7 +458,7 @@ public final class Session: @unchecked Sendable {
             onEarlyEnd?()
             onEarlyEnd = nil
         }
-        output.broadcast()
+        if wakeupsHeld == 0 || ended { output.broadcast() }
     }
 
     private func emitClose(id commID: String) {
@@ -448,6 +492,30 @@ public final class Session: @unchecked Sendable {
         while wait && pending.isEmpty && !ended { output.wait() }
         swap(&buffer, &pending)
         return !(ended && buffer.isEmpty)
+    }
+
+    /// For a transport's writer thread: waits until there is output and no
+    /// other thread is writing, takes it into `buffer` (replacing its
+    /// contents) and makes this thread the writer until `finishedWriting()`.
+    /// Returns false, taking nothing, once the session has ended and all its
+    /// output has been written.
+    public func takeOutputToWrite(into buffer: inout [UInt8]) -> Bool {
+        buffer.removeAll(keepingCapacity: true)
+        output.lock()
+        defer { output.unlock() }
+        while (pending.isEmpty || writing) && !(ended && pending.isEmpty && !writing) { output.wait() }
+        guard !pending.isEmpty else { return false }
+        writing = true
+        swap(&buffer, &pending)
+        return true
+    }
+
+    /// Ends the writer's turn taken with `takeOutputToWrite`.
+    public func finishedWriting() {
+        output.withLock {
+            writing = false
+            output.broadcast()
+        }
     }
 
     /// The stats counters of `targetName` (each comm looks its target's up once).

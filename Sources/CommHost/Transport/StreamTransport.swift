@@ -12,6 +12,7 @@ public final class StreamTransport: @unchecked Sendable {
     private let limits: SessionLimits
     private let logger: Logger
     private let writerDone = DispatchSemaphore(value: 0)
+    private let outputIsSocket: Bool
 
     /// A transport reading frames from `input` and writing to `output`.
     public init(session: Session, input: Int32, output: Int32, limits: SessionLimits, logger: Logger) {
@@ -20,6 +21,8 @@ public final class StreamTransport: @unchecked Sendable {
         self.output = output
         self.limits = limits
         self.logger = logger
+        var info = stat()
+        outputIsSocket = fstat(output, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
     }
 
     /// Starts the writer, then reads frames until end of input, a read
@@ -33,14 +36,21 @@ public final class StreamTransport: @unchecked Sendable {
         writer.start()
         let reader = FrameReader(fileDescriptor: input, maxFrameBytes: limits.maxFrameBytes)
         do {
-            try reader.run { event throws(SessionEnded) in
-                switch event {
-                case .line(let bytes, let line):
-                    session.receive(bytes, line: line)
-                case .tooLong(let line, let byteCount):
-                    session.receiveTooLong(line: line, byteCount: byteCount)
+            var more = true
+            while more {
+                // Wait outside the batch, so frames plugin threads send meanwhile go out at once.
+                try waitUntilReadable()
+                try session.handleBatch(directLimit: directLimit, write: writeWithoutBlocking) {
+                    more = try reader.readAvailable { event in
+                        switch event {
+                        case .line(let bytes, let line):
+                            session.receive(bytes, line: line)
+                        case .tooLong(let line, let byteCount):
+                            session.receiveTooLong(line: line, byteCount: byteCount)
+                        }
+                        if session.isEnded { throw SessionEnded() }
+                    } != .endOfStream
                 }
-                if session.isEnded { throw SessionEnded() }
             }
         } catch is SessionEnded {
             return
@@ -49,6 +59,40 @@ public final class StreamTransport: @unchecked Sendable {
             logger.info("client disconnected", [("session", .int(session.id)), ("error", .string(String(cString: strerror(code))))])
         } catch {
             logger.error("reading input failed", [("session", .int(session.id)), ("error", .string("\(error)"))])
+        }
+    }
+
+    /// The most a reader writes itself: a socket takes any amount without
+    /// blocking (`MSG_DONTWAIT`); a pipe or file only what fits the space
+    /// `poll` promises (`PIPE_BUF`).
+    private var directLimit: Int { outputIsSocket ? 1 << 18 : Int(PIPE_BUF) }
+
+    /// Writes what fits now without blocking; returns the bytes written, or
+    /// -1 on error (the writer thread then meets the error and ends the session).
+    private func writeWithoutBlocking(_ bytes: UnsafeRawBufferPointer) -> Int {
+        if outputIsSocket {
+            while true {
+                let n = send(output, bytes.baseAddress!, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                if n >= 0 { return n }
+                if errno == EINTR { continue }
+                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1
+            }
+        }
+        var descriptor = pollfd(fd: output, events: Int16(POLLOUT), revents: 0)
+        guard poll(&descriptor, 1, 0) == 1, descriptor.revents & Int16(POLLOUT) != 0 else { return 0 }
+        while true {
+            let n = Glibc.write(output, bytes.baseAddress!, bytes.count)
+            if n >= 0 { return n }
+            if errno != EINTR { return -1 }
+        }
+    }
+
+    /// `poll(2)` until the input is readable, has hung up or failed (the
+    /// read that follows then says which).
+    private func waitUntilReadable() throws {
+        var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
+        while poll(&descriptor, 1, -1) < 0 {
+            guard errno == EINTR else { throw FrameReaderError.readFailed(fileDescriptor: input, errno: errno) }
         }
     }
 
@@ -63,15 +107,17 @@ public final class StreamTransport: @unchecked Sendable {
 
     private func writeLoop() {
         var chunk: [UInt8] = []
-        while session.takeOutput(into: &chunk, wait: true) {
-            guard writeAll(chunk) else {
+        while session.takeOutputToWrite(into: &chunk) {
+            let wrote = writeAll(chunk)
+            session.finishedWriting()
+            guard wrote else {
                 let code = errno
                 // EPIPE/ECONNRESET: the client went away, an ordinary end of a session.
                 let gone = code == EPIPE || code == ECONNRESET
                 logger.log(gone ? .info : .warning, gone ? "client disconnected; ending session" : "output failed; ending session",
                            [("session", .int(session.id)), ("error", .string(String(cString: strerror(code))))])
                 session.end(cause: .sessionEnded)
-                while session.takeOutput(into: &chunk, wait: true) {}
+                while session.takeOutputToWrite(into: &chunk) { session.finishedWriting() }
                 return
             }
         }
