@@ -120,7 +120,7 @@ final class ManifestTests: XCTestCase {
             {"target_name": "bar", "library": "libBar.so", "handler": "bar"},
             {"target_name": "off", "library": "libNotBuilt.so", "handler": "x", "enabled": false}
           ],
-          "limits": {"max_frame_bytes": 1024, "max_depth": 32},
+          "limits": {"max_frame_bytes": 1024, "max_depth": 32, "max_sessions": 8},
           "reload": {"watch": true}
         }
         """)
@@ -143,7 +143,7 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(manifest.targets[0].sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
         XCTAssertEqual(manifest.targets[1].sha256, manifest.targets[0].sha256)
         XCTAssertNil(manifest.targets[2].sha256)
-        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 1024, maxDepth: 32, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20))
+        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 1024, maxDepth: 32, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20, maxSessions: 8))
         XCTAssertEqual(manifest.reload, ReloadSettings(watch: true, debounceMS: 150))
         XCTAssertEqual(manifest.binding(for: "bar")?.handler, "bar")
         XCTAssertNil(manifest.binding(for: "off"), "a disabled target is not served")
@@ -154,7 +154,7 @@ final class ManifestTests: XCTestCase {
         let fixture = try ManifestFixture(self)
         try fixture.manifest(#"{"version": 1, "targets": []}"#)
         let manifest = try manifest(fixture.load())
-        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 64 << 20, maxDepth: 256, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20))
+        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 64 << 20, maxDepth: 256, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20, maxSessions: 1024))
         XCTAssertEqual(manifest.reload, ReloadSettings(watch: false, debounceMS: 150))
         XCTAssertEqual(manifest.pluginPaths, [fixture.real(fixture.bin)])
     }
@@ -410,7 +410,7 @@ final class ManifestTests: XCTestCase {
            "max_depth": -3,
            "max_comms_per_session": 1.5,
            "max_outbound_bytes": 99999999999999999999999,
-           "max_sessions": 4
+           "max_widgets": 4
          },
          "reload": {"debounce_ms": 60001}
         }
@@ -420,7 +420,7 @@ final class ManifestTests: XCTestCase {
         assertProblem(problems, at: "limits.max_depth", line: 4, contains: "expected a positive integer, found -3")
         assertProblem(problems, at: "limits.max_comms_per_session", line: 5, contains: "written without fraction or exponent, found 1.5")
         assertProblem(problems, at: "limits.max_outbound_bytes", line: 6, contains: "is too large")
-        assertProblem(problems, at: "limits.max_sessions", line: 7, contains: "unknown key \"max_sessions\"")
+        assertProblem(problems, at: "limits.max_widgets", line: 7, contains: "unknown key \"max_widgets\"")
         assertProblem(problems, at: "reload.debounce_ms", line: 9, contains: "expected an integer from 0 to 60000, found 60001")
     }
 

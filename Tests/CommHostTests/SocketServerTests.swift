@@ -182,6 +182,37 @@ final class SocketServerTests: XCTestCase {
 
     // MARK: Backpressure
 
+    func testConnectionBeyondMaxSessionsGetsOneErrorFrameAndIsClosedWhileOthersKeepGoing() throws {
+        let host = try SocketHost(self, maxSessions: 2)
+        let a = try host.connect(), b = try host.connect()
+        try assertEchoes(a, commID: "a1")
+        try assertEchoes(b, commID: "b1")
+        let c = try host.connect()
+        let refusal = try c.nextFrame()
+        XCTAssertEqual(refusal["msg_type"] as? String, "error")
+        let content = refusal["content"] as? [String: Any]
+        XCTAssertEqual(content?["ename"] as? String, "TooManySessions")
+        XCTAssertTrue((content?["evalue"] as? String)?.contains("limits.max_sessions") == true, "\(refusal)")
+        XCTAssertTrue(c.drainUntilClosed(), "the refused connection is closed")
+        try assertEchoes(a, commID: "a2")
+        // Once a connection has ended, a new one is served again (its
+        // thread may take a moment to finish after the client hangs up).
+        b.close()
+        var served: SocketClient? = nil
+        XCTAssertTrue(socketWaitUntil(timeout: 30) {
+            guard let d = try? host.connect() else { return false }
+            try? d.send(["msg_type": "comm_info_request", "header": ["msg_id": "probe"], "content": [:]])
+            if (try? d.nextFrame())?["msg_type"] as? String == "comm_info_reply" {
+                served = d
+                return true
+            }
+            d.close()
+            return false
+        })
+        try assertEchoes(try XCTUnwrap(served), commID: "d1")
+        XCTAssertEqual(host.stop(), 0)
+    }
+
     func testClientThatNeverReadsIsDisconnectedAtTheBoundWhileOtherSessionsKeepGoing() throws {
         let bound = 256 << 10
         let host = try SocketHost(self, maxOutboundBytes: bound)

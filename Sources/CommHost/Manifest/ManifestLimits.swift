@@ -10,14 +10,18 @@ public struct ManifestLimits: Sendable, Equatable {
     /// `max_outbound_bytes`: bytes one session may have queued toward its
     /// client before the host stops taking more (default 64 MiB).
     public var maxOutboundBytes: Int
+    /// `max_sessions`: sessions (socket connections) served at once; one
+    /// more is refused with an error frame (default 1024).
+    public var maxSessions: Int
 
     /// Limits with the given values (the defaults unless told otherwise).
     public init(maxFrameBytes: Int = 64 << 20, maxDepth: Int = 256,
-                maxCommsPerSession: Int = 100_000, maxOutboundBytes: Int = 64 << 20) {
+                maxCommsPerSession: Int = 100_000, maxOutboundBytes: Int = 64 << 20, maxSessions: Int = 1024) {
         self.maxFrameBytes = maxFrameBytes
         self.maxDepth = maxDepth
         self.maxCommsPerSession = maxCommsPerSession
         self.maxOutboundBytes = maxOutboundBytes
+        self.maxSessions = maxSessions
     }
 
     /// The values used for keys the manifest leaves out.

@@ -10,7 +10,7 @@ struct ManifestReader {
 
     static let rootKeys = ["version", "plugin_paths", "targets", "limits", "reload", "comment"]
     static let targetKeys = ["target_name", "library", "handler", "config", "enabled", "sha256", "comment"]
-    static let limitKeys = ["max_frame_bytes", "max_depth", "max_comms_per_session", "max_outbound_bytes"]
+    static let limitKeys = ["max_frame_bytes", "max_depth", "max_comms_per_session", "max_outbound_bytes", "max_sessions"]
     static let reloadKeys = ["watch", "debounce_ms"]
 
     /// One `plugin_paths` entry as written.
@@ -199,6 +199,7 @@ struct ManifestReader {
         read("max_depth", \.maxDepth, into: &self)
         read("max_comms_per_session", \.maxCommsPerSession, into: &self)
         read("max_outbound_bytes", \.maxOutboundBytes, into: &self)
+        read("max_sessions", \.maxSessions, into: &self)
     }
 
     private mutating func readReload(_ node: Node, at path: Path) {

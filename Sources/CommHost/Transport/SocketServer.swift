@@ -214,8 +214,24 @@ public final class SocketServer: Sendable {
         }
     }
 
-    /// Starts a session for `socket` on a thread of its own.
+    /// Starts a session for `socket` on a thread of its own, or refuses it
+    /// (one `error` frame, then the socket is closed) when
+    /// `limits.max_sessions` are already being served: each session costs
+    /// two threads, so a client cannot make the host start without bound.
     private func serve(_ socket: UnixSocket) {
+        let limit = manager.limits.maxSessions
+        let serving = state.withLock { $0.connections.count }
+        guard serving < limit else {
+            let reason = "this host already serves \(limit) sessions (limits.max_sessions); connection refused"
+            logger.warning("refusing a connection", [("socket", .string(path)), ("reason", .string(reason))])
+            var encoder = FrameEncoder(dialect: manager.dialect)
+            var frame: [UInt8] = []
+            encoder.error(into: &frame, ename: "TooManySessions", evalue: reason, line: nil, parent: nil)
+            // A fresh socket's buffer takes one small frame; never block the accept loop on it.
+            _ = frame.withUnsafeBytes { send(socket.rawValue, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            socket.close()
+            return
+        }
         let session = manager.makeSession()
         let connection = Connection(session: session, socket: socket)
         state.withLock { $0.connections[session.id] = connection }
