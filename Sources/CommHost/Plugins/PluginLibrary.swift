@@ -217,30 +217,17 @@ public final class PluginLibrary: @unchecked Sendable {
     }
 
     private static func readFile(_ path: String) throws(LoadError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw LoadError(.unreadable, path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw LoadError(.unreadable, path: path, reason: "cannot stat: \(String(cString: strerror(errno)))")
-        }
-        guard st.st_mode & S_IFMT == S_IFREG else {
+        switch FileSystem.status(path) {
+        case .failure(let failure):
+            throw LoadError(.unreadable, path: path, reason: "cannot open: \(failure)")
+        case .success(let status) where !status.isRegularFile:
             throw LoadError(.notSharedObject, path: path, reason: "not a regular file; expected a shared library (.so)")
+        case .success:
+            break
         }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(Int(st.st_size))
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 {
-                throw LoadError(.unreadable, path: path, reason: "cannot read: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
+        switch FileSystem.readFile(path) {
+        case .success(let bytes): return bytes
+        case .failure(let failure): throw LoadError(.unreadable, path: path, reason: "cannot read: \(failure)")
         }
-        return bytes
     }
 }

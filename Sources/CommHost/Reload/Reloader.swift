@@ -203,19 +203,8 @@ public final class Reloader: @unchecked Sendable {
     }
 
     private static func fileHash(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var hasher = SHA256Hasher()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
-        return SHA256.hex(hasher.finalize())
+        guard case .success(let bytes) = FileSystem.readFile(path) else { return nil }
+        return SHA256.hex(SHA256.hash(bytes))
     }
 
     private static func millis(_ seconds: Double) -> Double { (seconds * 1_000_000).rounded() / 1000 }

@@ -1,7 +1,8 @@
 import Glibc
 
-/// The few path and file calls the manifest checks make, each a thin
-/// wrapper over one libc call with `errno` turned into text.
+/// The few path and file calls the manifest checks, the loader and the
+/// reloader make, each a thin wrapper over one libc call with `errno`
+/// turned into text.
 enum FileSystem {
     /// What `stat(2)` says about a path.
     struct Status {
