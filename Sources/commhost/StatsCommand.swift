@@ -62,12 +62,11 @@ func fetchStatsContent(path: String, timeout: Double) -> Result<[UInt8], StatsFa
         return .failure(StatsFailure(message: "cannot connect: \(error)\(hint)"))
     }
     let request = Array("{\"msg_type\":\"commhost_stats_request\",\"header\":{\"msg_id\":\"commhost-stats\"},\"content\":{}}\n".utf8)
-    var offset = 0
-    while offset < request.count {
-        let n = request[offset...].withUnsafeBytes { write(socket.rawValue, $0.baseAddress!, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { return .failure(StatsFailure(message: "sending the request failed: \(String(cString: strerror(errno)))")) }
-        offset += n
+    let sent = request.withUnsafeBytes { raw in
+        Result { () throws(FileSystem.Failure) in try FileSystem.writeAll(socket.rawValue, raw) }
+    }
+    if case .failure(let failure) = sent {
+        return .failure(StatsFailure(message: "sending the request failed: \(failure)"))
     }
     // Read lines until the reply (a new session gets nothing else), waiting
     // at most `timeout` in all.

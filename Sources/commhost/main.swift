@@ -39,15 +39,9 @@ options:
 
 /// Prints `text` plus a newline to stdout or stderr.
 func emit(_ text: String, toError: Bool = false) {
-    let line = text.hasSuffix("\n") ? text : text + "\n"
-    var bytes = Array(line.utf8)[...]
-    let fd = toError ? STDERR_FILENO : STDOUT_FILENO
-    while !bytes.isEmpty {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        bytes = bytes.dropFirst(n)
-    }
+    let line = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
+    // Output that cannot be written (a closed pipe) has nowhere else to go.
+    line.withUnsafeBytes { try? FileSystem.writeAll(toError ? STDERR_FILENO : STDOUT_FILENO, $0) }
 }
 
 func usageFailure(_ message: String) -> Int32 {

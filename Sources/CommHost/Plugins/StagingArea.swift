@@ -31,16 +31,11 @@ public final class StagingArea: Sendable {
             throw LoadError(.staging, path: originalPath, reason: "cannot stage a copy at \(path): \(String(cString: strerror(errno)))")
         }
         defer { Glibc.close(fd) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let reason = String(cString: strerror(errno))
-                unlink(path)
-                throw LoadError(.staging, path: originalPath, reason: "cannot write the staged copy \(path): \(reason)")
-            }
-            offset += n
+        do {
+            try FileSystem.writeAll(fd, bytes)
+        } catch {
+            unlink(path)
+            throw LoadError(.staging, path: originalPath, reason: "cannot write the staged copy \(path): \(error)")
         }
         return path
     }

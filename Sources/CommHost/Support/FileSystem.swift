@@ -3,7 +3,7 @@ import Glibc
 /// The few path and file calls the manifest checks, the loader and the
 /// reloader make, each a thin wrapper over one libc call with `errno`
 /// turned into text.
-enum FileSystem {
+public enum FileSystem {
     /// What `stat(2)` says about a path.
     struct Status {
         /// `st_mode`: type and permission bits.
@@ -68,6 +68,18 @@ enum FileSystem {
         }
     }
 
+    /// Writes all of `bytes` to `fd` (`write(2)` until done, retried on
+    /// `EINTR`). A write that fails or writes nothing throws.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Failure) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw Failure(code: n < 0 ? errno : EIO) }
+            offset += n
+        }
+    }
+
     /// `path` made absolute against `directory` when relative, with `.`
     /// and `..` left in place (the caller resolves with `realPath`).
     static func absolute(_ path: String, relativeTo directory: String) -> String {
@@ -89,8 +101,10 @@ enum FileSystem {
     }
 
     /// A failed call's `errno`, as text.
-    struct Failure: Error, CustomStringConvertible {
-        var code: Int32 = errno
-        var description: String { String(cString: strerror(code)) }
+    /// A failed call: its `errno` and the system's text for it.
+    public struct Failure: Error, CustomStringConvertible {
+        /// The `errno` value.
+        public var code: Int32 = errno
+        public var description: String { String(cString: strerror(code)) }
     }
 }

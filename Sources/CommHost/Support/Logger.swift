@@ -84,15 +84,8 @@ public struct Logger: Sendable {
             }
         }
         line += "}\n"
-        var bytes = Array(line.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
-        }
-        bytes.removeAll()
+        // A log line that cannot be written has nowhere else to go.
+        line.withUTF8 { try? FileSystem.writeAll(fd, UnsafeRawBufferPointer($0)) }
     }
 
     /// Shorthand for `log(.debug, …)`.

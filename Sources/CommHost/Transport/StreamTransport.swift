@@ -123,16 +123,13 @@ public final class StreamTransport: @unchecked Sendable {
         }
     }
 
+    /// Writes all of `bytes` to the output; on failure `errno` says why.
     private func writeAll(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(output, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                offset += n
-            }
-            return true
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(FileSystem.Failure) in try FileSystem.writeAll(output, raw) }
         }
+        guard case .failure(let failure) = result else { return true }
+        errno = failure.code
+        return false
     }
 }
