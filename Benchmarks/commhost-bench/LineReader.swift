@@ -47,7 +47,7 @@ final class LineReader {
             }
             if start > 0 {
                 buffer.withUnsafeMutableBytes { raw in
-                    memmove(raw.baseAddress!, raw.baseAddress! + start, end - start)
+                    _ = memmove(raw.baseAddress!, raw.baseAddress! + start, end - start)
                 }
                 end -= start
                 start = 0
