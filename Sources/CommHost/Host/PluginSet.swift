@@ -51,8 +51,7 @@ public struct PluginSet: Sendable {
                 if let handler = library.handler(named: target.handler) {
                     bindings[target.targetName] = handler
                 } else {
-                    let exported = library.handlerNames.joined(separator: ", ")
-                    problems.append("\(manifest.sourcePath):\(target.line): \(target.jsonPath).handler: library \(path) exports no handler \"\(target.handler)\" (it exports: \(exported))")
+                    problems.append("\(manifest.sourcePath):\(target.line): \(target.jsonPath).handler: \(library.noHandlerReason(target.handler))")
                 }
             }
         }

@@ -71,12 +71,10 @@ public enum ManifestCheck {
             return false
         }
         defer { plugin.retire() }
-        let exported = plugin.handlerNames
-        for target in library.targets where !exported.contains(target.binding.handler) {
-            let list = exported.map { JSONText.string($0) }.joined(separator: ", ")
+        for target in library.targets where plugin.handler(named: target.binding.handler) == nil {
             problems.append(ManifestProblem(
                 file: file, line: target.lines["handler"] ?? target.binding.line, path: target.binding.jsonPath + ".handler",
-                message: "library \(library.path) exports no handler \(JSONText.string(target.binding.handler)) (it exports: \(list))"))
+                message: plugin.noHandlerReason(target.binding.handler)))
         }
         return true
     }

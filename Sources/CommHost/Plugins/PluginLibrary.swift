@@ -47,6 +47,12 @@ public final class PluginLibrary: @unchecked Sendable {
         handlers.first { $0.name == name }
     }
 
+    /// Why `name` cannot be bound here: one line naming the library and the
+    /// handlers it does export.
+    public func noHandlerReason(_ name: String) -> String {
+        "library \(path) exports no handler \(JSONText.string(name)) (it exports: \(handlerNames.map(JSONText.string).joined(separator: ", ")))"
+    }
+
     /// Stages a copy of `path`, checks it, dlopens it, checks its descriptor
     /// and handlers and runs its init with `config` (JSON text). When
     /// `expectedSHA256` is given, the staged copy — the bytes that are

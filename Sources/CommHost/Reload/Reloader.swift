@@ -79,7 +79,7 @@ public final class Reloader: @unchecked Sendable {
         for target in targets {
             guard let handler = new.handler(named: target.handler) else {
                 new.retire()
-                return refuse("handlers", "the new version exports no handler \"\(target.handler)\" (bound to \(target.targetName)); it exports: \(new.handlerNames.joined(separator: ", "))")
+                return refuse("handlers", "new version: \(new.noHandlerReason(target.handler)); target \(target.targetName) is bound to it")
             }
             table[target.targetName] = handler
         }
