@@ -70,7 +70,7 @@ func fetchStatsContent(path: String, timeout: Double) -> Result<[UInt8], StatsFa
     }
     // Read lines until the reply (a new session gets nothing else), waiting
     // at most `timeout` in all.
-    let deadline = monotonicNow() + timeout
+    let deadline = MonotonicClock.seconds() + timeout
     var pending: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 64 << 10)
     while true {
@@ -82,7 +82,7 @@ func fetchStatsContent(path: String, timeout: Double) -> Result<[UInt8], StatsFa
             guard let content = document.root["content"] else { return .failure(StatsFailure(message: "the host's stats reply has no content")) }
             return .success(document.sourceBytes(of: content))
         }
-        let left = deadline - monotonicNow()
+        let left = deadline - MonotonicClock.seconds()
         guard left > 0 else { return .failure(StatsFailure(message: "no stats reply within \(timeout) s")) }
         var entry = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
         let ready = poll(&entry, 1, Int32(min(left * 1000, 3_600_000).rounded(.up)))
@@ -96,13 +96,6 @@ func fetchStatsContent(path: String, timeout: Double) -> Result<[UInt8], StatsFa
         }
         pending += chunk[..<n]
     }
-}
-
-/// Seconds on the monotonic clock.
-private func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// The snapshot as a text table: a summary line, one row per target, then

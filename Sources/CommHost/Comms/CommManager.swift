@@ -91,10 +91,4 @@ public final class CommManager: Sendable {
         }
         return stats.snapshot(sessions: live.count, openComms: open, known: targets.all.keys)
     }
-
-    static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
 }

@@ -5,7 +5,7 @@ import Synchronization
 /// What is live (sessions, open comms) is not counted here but read from the
 /// sessions when a snapshot is taken.
 final class Stats: Sendable {
-    private let startedNanoseconds = StatsHistogram.now()
+    private let startedNanoseconds = MonotonicClock.nanoseconds()
     /// `Locked`, not `Mutex`: sessions contend for these (see `Locked`).
     private let targets = Locked<[String: StatsTarget]>([:])
     private let errors = Locked<[String: Int]>([:])
@@ -51,7 +51,7 @@ final class Stats: Sendable {
             }
             perTarget[name] = target
         }
-        return StatsSnapshot(uptimeSeconds: Double(StatsHistogram.now() &- startedNanoseconds) / 1e9, sessions: sessions,
+        return StatsSnapshot(uptimeSeconds: Double(MonotonicClock.nanoseconds() &- startedNanoseconds) / 1e9, sessions: sessions,
                              reloads: reloads.load(ordering: .relaxed), errors: errors.withLock { $0 }, targets: perTarget)
     }
 }

@@ -72,12 +72,4 @@ final class StatsHistogram: Sendable {
         return StatsSnapshot.HandlerTime(count: Int(total), meanNanoseconds: Double(sum) / Double(total),
                                          p50Nanoseconds: percentile(0.50), p99Nanoseconds: percentile(0.99))
     }
-
-    /// Now, in nanoseconds on the monotonic clock.
-    @inline(__always)
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
 }

@@ -22,8 +22,8 @@ final class StatsTarget: Sendable {
     /// Runs `body` (one handler callback) and records how long it took.
     @inline(__always)
     func timed<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        let start = StatsHistogram.now()
-        defer { handlerTime.record(nanoseconds: StatsHistogram.now() &- start) }
+        let start = MonotonicClock.nanoseconds()
+        defer { handlerTime.record(nanoseconds: MonotonicClock.nanoseconds() &- start) }
         return try body()
     }
 }

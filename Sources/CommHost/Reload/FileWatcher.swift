@@ -83,7 +83,7 @@ final class FileWatcher: Sendable {
     private func loop() {
         while state.withLock({ $0.running }) {
             let events = inotify.read(waitingAtMost: 25)
-            let now = CommManager.monotonicSeconds()
+            let now = MonotonicClock.seconds()
             var ready: [(String, Double)] = []
             state.withLock { state in
                 for event in events {

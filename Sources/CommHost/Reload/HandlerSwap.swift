@@ -44,7 +44,7 @@ struct HandlerSwap {
     /// off state, then replaces the target table with `table` and applies the
     /// decisions. Throws (changing nothing) when a hand-off fails.
     static func run(manager: CommManager, table: [String: Handler], decide: (Comm) -> Decision) throws(Failure) -> Report {
-        let started = CommManager.monotonicSeconds()
+        let started = MonotonicClock.seconds()
         let held = manager.holdAll()
         defer { manager.releaseAll(held) }
 
@@ -88,7 +88,7 @@ struct HandlerSwap {
         for (session, comm, cause) in closes {
             session.closeHeld(comm, cause: cause, data: cause == .reload ? reloadedData : [])
         }
-        return Report(handedOff: moves.count, closed: closes.count, heldSeconds: CommManager.monotonicSeconds() - started)
+        return Report(handedOff: moves.count, closed: closes.count, heldSeconds: MonotonicClock.seconds() - started)
     }
 
     /// One comm moving to a new handler, and the instance restored for it.

@@ -97,7 +97,7 @@ public final class Reloader: @unchecked Sendable {
         libraries[path] = new
         old.retire()
         manager.countReload()
-        let switched = CommManager.monotonicSeconds()
+        let switched = MonotonicClock.seconds()
         logger.info("reloaded library", [
             ("library", .string(path)), ("old_sha256", .string(old.sha256)), ("new_sha256", .string(new.sha256)),
             ("handed_off", .int(report.handedOff)), ("closed", .int(report.closed)),
