@@ -1,8 +1,10 @@
 import CommPluginAPI
+import Synchronization
 
 /// One open comm: its id and target, the handler and instance that serve it,
-/// and the session it belongs to. The plugin's `commhost_comm *` is this
-/// object; the host functions it receives land here and go to the session.
+/// and the session it belongs to. The plugin's `commhost_comm *` is a token
+/// for this object; the host functions it receives land here and go to the
+/// session.
 final class Comm: CommHandle, @unchecked Sendable {
     // @unchecked: `handler`, `instance` and `owesClose` are touched only
     // inside the session's serialized context; `closed` only under the
@@ -21,23 +23,28 @@ final class Comm: CommHandle, @unchecked Sendable {
     /// The stats counters of the comm's target.
     let stats: StatsTarget
 
+    /// Comms alive in the process (for tests that check ended ones are freed).
+    static let live = Atomic<Int>(0)
+
     init(id: String, targetName: String, session: Session, handler: Handler) {
         self.session = session
         self.handler = handler
         stats = session.statsTarget(for: targetName)
         super.init(id: id, targetName: targetName)
+        Self.live.add(1, ordering: .relaxed)
     }
 
-    override func hostSend(_ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        session.pluginSend(on: self, message)
+    deinit {
+        Self.live.subtract(1, ordering: .relaxed)
     }
 
-    override func hostClose(_ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        session.pluginClose(self, message)
+    override func hostSend(from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
+        session.pluginSend(on: self, from: library, message)
     }
 
-    override func hostOpen(targetName: String, commID: String, message: UnsafePointer<commhost_message>?,
-                           instance: UnsafeMutableRawPointer?) -> (commhost_status, CommHandle?) {
-        session.pluginOpen(from: self, targetName: targetName, commID: commID, message: message, instance: instance)
+    override func hostClose(from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
+        session.pluginClose(self, from: library, message)
     }
+
+    override var hostSession: SessionHandle? { session.port }
 }

@@ -30,12 +30,15 @@ public final class CommManager: Sendable {
         self.logger = logger
     }
 
-    /// A new session with an empty comm table.
+    /// A new session with an empty comm table, started for every library
+    /// the targets use (their session_start runs, and may open comms,
+    /// before this returns; no reload switches code meanwhile).
     public func makeSession() -> Session {
         admission.withLock {
             let id = nextSessionID.add(1, ordering: .relaxed).oldValue
             let session = Session(id: id, manager: self)
             sessions.withLock { $0[id] = session }
+            session.start(libraries: targets.libraries)
             return session
         }
     }

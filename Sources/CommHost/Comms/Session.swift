@@ -3,33 +3,48 @@ import Dispatch
 import Glibc
 import Synchronization
 
-/// One client connection: its comm table, its ordered outbound frames, and
-/// the comm rules (DESIGN.md, "The comm rules").
+/// One client connection: its comm table, its ordered outbound frames, the
+/// libraries serving it (session_start/session_end), the plugin tasks on its
+/// context, and the comm rules (DESIGN.md, "The comm rules").
 ///
 /// Threading: everything that calls into a plugin for this session runs in
 /// the session's serialized context (`serialized`), so the calls for one
-/// comm never overlap or re-enter. Host functions may come from any thread:
-/// sends and opens go straight to the output (one lock, so frames leave in
-/// the order they were issued); close callbacks they cause are deferred to
-/// the serialized context, run right after the current callback when the
-/// close came from inside one.
+/// session never overlap or re-enter. Host functions may come from any
+/// thread: sends and opens go straight to the output (one lock, so frames
+/// leave in the order they were issued); close callbacks and tasks they
+/// cause are queued as jobs for the serialized context, run right after the
+/// current callback when they came from inside one.
 public final class Session: @unchecked Sendable {
     // @unchecked: see the guard named on each mutable property.
 
     /// A number unique among the manager's sessions, for logs.
     public let id: Int
+    /// The handle plugins hold for this session.
+    let port: SessionPort
     private let manager: CommManager
     private let limits: SessionLimits
     private let parser: FrameParser
     private let logger: Logger
 
-    /// Guards `encoder`, `pending`, `ended`, `endReason`, `onEarlyEnd`, `wakeupsHeld`, `writing` and every comm's `closed`.
+    /// Sessions alive in the process (for tests that check ended ones are freed).
+    static let live = Atomic<Int>(0)
+
+    /// Guards `encoder`, `pending`, `writingBytes`, `ending`, `ended`,
+    /// `endReason`, `onEarlyEnd`, `wakeupsHeld`, `writing`, `blocked`,
+    /// `writableQueued` and every comm's `closed`.
     private let output = ConditionLock()
     private var encoder: FrameEncoder
     private var pending: [UInt8] = []
+    /// Bytes taken from `pending` by a writer and not yet written.
+    private var writingBytes = 0
+    /// Set when the session begins to end: host open and scheduling refuse from then on.
+    private var ending = false
     private var ended = false
     private var endReason: String?
     private var onEarlyEnd: (@Sendable () -> Void)?
+    /// Libraries that got `COMMHOST_EAGAIN` and wait for session_writable.
+    private var blocked: [PluginLibrary] = []
+    private var writableQueued = false
     /// Nesting depth of `handleBatch`; while above 0 appends do not wake the writer.
     private var wakeupsHeld = 0
     /// A thread is writing output (the writer, or a reader writing directly), so no other may.
@@ -49,14 +64,30 @@ public final class Session: @unchecked Sendable {
     /// The `data` and `metadata` bytes of the frame being handled, which the
     /// parser has validated; only the owner touches them.
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
-    private let deferred = Locked<[DeferredClose]>([])
+    /// Work for the serialized context queued from anywhere.
+    private let jobs = Locked<[Job]>([])
     /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
     private var inputClosed = false
+    /// The libraries serving this session and their session data, in
+    /// session_start order. Written on the serialized context; read by
+    /// session_data from any thread, hence the lock.
+    private let bindings = Locked<[Binding]>([])
+    /// Tasks that have not had their last call. `closed` is set when the
+    /// session's tasks are finished for good: no task is added after it.
+    private let tasks = Locked<(list: [SessionTask], closed: Bool)>(([], false))
 
-    private struct DeferredClose {
-        var comm: Comm
-        var cause: CloseCause
-        var message: OwnedMessage
+    private enum Job {
+        /// A close callback to run (the plugin closed the comm, maybe from another thread).
+        case close(Comm, CloseCause, OwnedMessage)
+        /// A post to run, a timer that fired, or a cancelled timer's last call.
+        case task(SessionTask)
+        /// The outbound queue drained after backpressure.
+        case writable
+    }
+
+    private struct Binding {
+        let library: PluginLibrary
+        var data: UnsafeMutableRawPointer?
     }
 
     init(id: Int, manager: CommManager) {
@@ -66,6 +97,13 @@ public final class Session: @unchecked Sendable {
         logger = manager.logger
         parser = FrameParser(dialect: manager.dialect, limits: manager.limits.wire)
         encoder = FrameEncoder(dialect: manager.dialect)
+        port = SessionPort(idText: String(id))
+        port.session = self
+        Self.live.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        Self.live.subtract(1, ordering: .relaxed)
     }
 
     // MARK: Input
@@ -217,6 +255,8 @@ public final class Session: @unchecked Sendable {
                 return comm.closed
             }
             if !alreadyClosed { emitClose(id: comm.id) }
+            finishTasks { $0.comm === comm }
+            comm.releaseHandle()
             reportHandlerError(error, comm: comm, during: "comm_open", line: line)
         }
     }
@@ -228,12 +268,12 @@ public final class Session: @unchecked Sendable {
 
     // MARK: Host functions (any thread)
 
-    func pluginSend(on comm: Comm, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        let status = checkOutgoing(message)
-        guard status == COMMHOST_OK else { return status }
+    func pluginSend(on comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
         let parent = isOwner ? currentParent : nil
+        let status = checkOutgoing(message, commID: comm.id, parent: parent)
+        guard status == COMMHOST_OK else { return status }
         return withOutgoing(message) { data, metadata, buffers in
-            emitChecked(comm: comm) { encoder, out in
+            emitChecked(comm: comm, from: library) { encoder, out in
                 encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
                 // Counted before the frame can reach the client, so a stats
                 // request sent after its reply arrived always includes it.
@@ -242,10 +282,10 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    func pluginClose(_ comm: Comm, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        let status = checkOutgoing(message)
-        guard status == COMMHOST_OK else { return status }
+    func pluginClose(_ comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
         let parent = isOwner ? currentParent : nil
+        let status = checkOutgoing(message, commID: comm.id, parent: parent)
+        guard status == COMMHOST_OK else { return status }
         let sent = withOutgoing(message) { data, metadata, buffers in
             emitChecked(comm: comm, closing: true) { encoder, out in
                 encoder.commClose(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
@@ -255,64 +295,170 @@ public final class Session: @unchecked Sendable {
         comms.withLock { table in
             if table[comm.id] === comm { table[comm.id] = nil }
         }
-        deferClose(DeferredClose(comm: comm, cause: .plugin, message: OwnedMessage(copying: message)))
+        enqueue(.close(comm, .plugin, OwnedMessage(copying: message)))
         return COMMHOST_OK
     }
 
-    func pluginOpen(from origin: Comm, targetName: String, commID: String, message: UnsafePointer<commhost_message>?,
-                    instance: UnsafeMutableRawPointer?) -> (commhost_status, CommHandle?) {
-        let checked = checkOutgoing(message)
-        guard checked == COMMHOST_OK else { return (checked, nil) }
+    func pluginOpen(from library: PluginLibrary, handlerName: String, targetName: String, commID: String,
+                    message: UnsafePointer<commhost_message>?, instance: UnsafeMutableRawPointer?,
+                    retain: Bool) -> (commhost_status, CommHandle?) {
         guard !targetName.isEmpty else { return (COMMHOST_EINVAL, nil) }
+        guard let handler = library.handler(named: handlerName) else {
+            logger.warning("plugin open names a handler its library does not export; refused",
+                           [("session", .int(id)), ("plugin", .string(library.name)), ("handler", .string(handlerName))])
+            return (COMMHOST_EINVAL, nil)
+        }
         let id = commID.isEmpty ? Self.newCommID() : commID
-        let comm = Comm(id: id, targetName: targetName, session: self, handler: origin.handler)
-        comm.instance = instance
         let parent = isOwner ? currentParent : nil
+        let checked = checkOutgoing(message, commID: id, parent: parent, extra: targetName.utf8.count)
+        guard checked == COMMHOST_OK else { return (checked, nil) }
+        var opened: Comm?
         let status = withOutgoing(message) { data, metadata, buffers in
             // Registering and announcing happen under one lock, so no client
-            // frame can reach the comm before its comm_open has gone out.
+            // frame can reach the comm before its comm_open has gone out, and
+            // no comm is created once the session is ending or the library is
+            // being replaced by a reload.
             output.lock()
             defer { output.unlock() }
-            guard !ended, !origin.closed else { return COMMHOST_ECLOSED }
+            guard !ending, library.isAccepting else { return COMMHOST_ECLOSED }
+            guard queuedBytes < limits.outboundHighWaterBytes else { return refuseForBackpressure(library) }
+            if comms.withLock({ $0[id] != nil }) { return COMMHOST_EEXISTS }
+            let comm = Comm(id: id, targetName: targetName, session: self, handler: handler)
             let inserted = comms.withLock { table -> commhost_status in
                 if table[id] != nil { return COMMHOST_EEXISTS }
                 if table.count >= limits.maxCommsPerSession { return COMMHOST_ELIMIT }
                 table[id] = comm
                 return COMMHOST_OK
             }
-            guard inserted == COMMHOST_OK else { return inserted }
+            guard inserted == COMMHOST_OK else {
+                comm.releaseHandle()
+                return inserted
+            }
+            comm.instance = instance
             comm.owesClose = true
+            if retain { _ = CommHandle.table.retain(comm.token) }
             comm.stats.opened.add(1, ordering: .relaxed)
             encoder.commOpen(into: &pending, commID: id, targetName: targetName, data: data, metadata: metadata, buffers: buffers, parent: parent)
-            afterAppend()
+            afterAppend(origin: library)
+            opened = comm
             return COMMHOST_OK
         }
-        return status == COMMHOST_OK ? (COMMHOST_OK, comm) : (status, nil)
+        return (status, status == COMMHOST_OK ? opened : nil)
     }
+
+    /// host->post and host->timer_start.
+    func pluginSchedule(from library: PluginLibrary, comm: Comm?, delayMilliseconds: UInt64, periodMilliseconds: UInt64?,
+                        task function: PluginTaskFunction) -> (commhost_status, UInt64) {
+        let nanoseconds = delayMilliseconds.multipliedReportingOverflow(by: 1_000_000)
+        let period = periodMilliseconds.map { $0.multipliedReportingOverflow(by: 1_000_000) }
+        guard !nanoseconds.overflow, period?.overflow != true else { return (COMMHOST_EINVAL, 0) }
+        let repeating = period.flatMap { $0.partialValue == 0 ? nil : $0.partialValue }
+        let task = SessionTask(library: library, comm: comm, function: function, period: repeating, session: self)
+        let isTimer = periodMilliseconds != nil
+        let status = output.withLock { () -> commhost_status in
+            guard !ending, !(comm?.closed ?? false) else { return COMMHOST_ECLOSED }
+            return tasks.withLock { tasks in
+                guard !tasks.closed else { return COMMHOST_ECLOSED }
+                tasks.list.append(task)
+                return COMMHOST_OK
+            }
+        }
+        guard status == COMMHOST_OK else { return (status, 0) }
+        let timer = isTimer ? task.registerTimer() : 0
+        task.arm(afterNanoseconds: nanoseconds.partialValue)
+        return (COMMHOST_OK, timer)
+    }
+
+    /// host->session_data for `library`.
+    func sessionData(for library: PluginLibrary) -> UnsafeMutableRawPointer? {
+        bindings.withLock { list in list.first { $0.library === library }?.data }
+    }
+
+    // MARK: Libraries (session_start, session_end)
+
+    /// Starts the session for `libraries` (session_start with cause
+    /// `started`), on the serialized context. Called once, before the first
+    /// frame is handled.
+    func start(libraries: [PluginLibrary]) {
+        serialized {
+            for library in libraries { startLibrary(library, cause: .started) }
+        }
+    }
+
+    /// session_start for one library; call on the serialized context.
+    func startLibrary(_ library: PluginLibrary, cause: SessionCause) {
+        bindings.withLock { $0.append(Binding(library: library, data: nil)) }
+        var data: UnsafeMutableRawPointer?
+        do {
+            try library.sessionStart(port, cause: cause, data: &data)
+        } catch {
+            logger.error("session_start failed; the session goes on", [("session", .int(id)), ("plugin", .string(library.name)),
+                                                                       ("status", .int(Int(error.status))), ("error", .string(error.text ?? ""))])
+        }
+        bindings.withLock { list in
+            if let index = list.firstIndex(where: { $0.library === library }) { list[index].data = data }
+        }
+    }
+
+    /// session_end for one library, after its tasks here have had their last
+    /// call; call on the serialized context once its comms here are gone.
+    func endLibrary(_ library: PluginLibrary, cause: SessionCause) {
+        guard let binding = bindings.withLock({ list -> Binding? in
+            guard let index = list.firstIndex(where: { $0.library === library }) else { return nil }
+            return list.remove(at: index)
+        }) else { return }
+        finishTasks { $0.library === library }
+        library.sessionEnd(port, data: binding.data, cause: cause)
+    }
+
+    /// The libraries serving the session, in session_start order.
+    var libraries: [PluginLibrary] { bindings.withLock { $0.map(\.library) } }
 
     // MARK: Closing
 
     /// Ends the session: every open comm gets its close callback with
-    /// `cause`, no frame is sent for them, and the output is finished.
+    /// `cause` (no frame is sent for them), every task its last call, every
+    /// library its session_end, and the output is finished. Once it has
+    /// begun, host open and scheduling in this session return ECLOSED.
     public func end(cause: CloseCause) {
-        serialized {
-            inputClosed = true
+        let all = output.withLock { () -> [Comm] in
+            ending = true
             let all = comms.withLock { table -> [Comm] in
                 defer { table.removeAll() }
                 return Array(table.values)
             }
+            for comm in all { comm.closed = true }
+            return all
+        }
+        serialized {
+            inputClosed = true
             for comm in all {
-                output.withLock { comm.closed = true }
                 OwnedMessage.empty.withMessage { runClose(comm, cause: cause, message: $0) }
             }
+            // Closes and tasks queued meanwhile (a plugin thread's close) run
+            // before session_end, so it comes after every close callback.
+            drainJobs()
+            tasks.withLock { $0.closed = true }
+            for library in libraries.reversed() { endLibrary(library, cause: cause.sessionCause) }
+            drainJobs()
         }
         output.withLock {
             ended = true
+            onEarlyEnd = nil
+            blocked.removeAll()
             output.broadcast()
         }
+        port.session = nil
+        port.releaseHandle()
     }
 
     // MARK: Reload (the caller holds the session with `hold()`)
+
+    /// Waits until no host open is between its checks and its insertion (for
+    /// a reload that has just stopped host open for some libraries).
+    func barrier() {
+        output.withLock {}
+    }
 
     /// The open comms served by a handler `matching` selects. Call holding the session.
     func comms(servedBy matching: (Handler) -> Bool) -> [Comm] {
@@ -332,25 +478,98 @@ public final class Session: @unchecked Sendable {
                                   buffers: [UnsafeRawBufferPointer](), parent: nil)
             }
         }
+        output.withLock { comm.closed = true }
         OwnedMessage(data: data).withMessage { runClose(comm, cause: cause, message: $0) }
     }
 
-    /// Runs the close callback once for an opened comm.
+    /// Gives every task `matching` selects its last call (`COMMHOST_ECLOSED`):
+    /// before a close callback, a session_end, or a hand-off of the comm to a
+    /// reloaded library. Call on the serialized context.
+    func finishTasks(_ matching: (SessionTask) -> Bool) {
+        let selected = tasks.withLock { tasks -> [SessionTask] in
+            let selected = tasks.list.filter(matching)
+            if !selected.isEmpty { tasks.list.removeAll(where: matching) }
+            return selected
+        }
+        for task in selected where task.markFinished() { task.call(COMMHOST_ECLOSED) }
+    }
+
+    /// Runs the close callback once for an opened comm, after its tasks'
+    /// last calls, then lets go of its handle.
     private func runClose(_ comm: Comm, cause: CloseCause, message: UnsafePointer<commhost_message>) {
         guard comm.owesClose else { return }
         comm.owesClose = false
-        comm.stats.timed { comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause.cValue) }
+        finishTasks { $0.comm === comm }
+        comm.stats.timed { comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause) }
         comm.instance = nil
+        comm.releaseHandle()
     }
 
-    private func deferClose(_ job: DeferredClose) {
-        deferred.withLock { $0.append(job) }
+    // MARK: Jobs and serialization
+
+    /// Queues a timer's run (or a post, or a cancelled timer's last call) for the serialized context.
+    func enqueueTask(_ task: SessionTask) {
+        enqueue(.task(task))
+    }
+
+    private func enqueue(_ job: Job) {
+        jobs.withLock { $0.append(job) }
         if !isOwner {
             DispatchQueue.global().async { self.serialized {} }
         }
     }
 
-    // MARK: Serialization
+    /// Runs every queued job, including those queued while running them.
+    private func drainJobs() {
+        while let batch = jobs.withLock({ list -> [Job]? in
+            guard !list.isEmpty else { return nil }
+            defer { list.removeAll() }
+            return list
+        }) {
+            for job in batch { run(job) }
+        }
+    }
+
+    private func run(_ job: Job) {
+        switch job {
+        case .close(let comm, let cause, let message):
+            message.withMessage { runClose(comm, cause: cause, message: $0) }
+        case .task(let task):
+            runTask(task)
+        case .writable:
+            let waiting = output.withLock { () -> [PluginLibrary] in
+                writableQueued = false
+                defer { blocked.removeAll() }
+                return blocked
+            }
+            for library in waiting {
+                library.sessionWritable(port, data: sessionData(for: library))
+            }
+        }
+    }
+
+    private func runTask(_ task: SessionTask) {
+        guard !task.finished.load(ordering: .acquiring) else { return }
+        let closed = task.comm.map { comm in output.withLock { comm.closed } } ?? false
+        if closed || task.cancelRequested.load(ordering: .acquiring) {
+            tasks.withLock { tasks in tasks.list.removeAll { $0 === task } }
+            if task.markFinished() { task.call(closed ? COMMHOST_ECLOSED : COMMHOST_ECANCELED) }
+            return
+        }
+        guard let period = task.period else {
+            // A post or a one-shot timer: this run is its last call.
+            tasks.withLock { tasks in tasks.list.removeAll { $0 === task } }
+            if task.markFinished() { task.call(COMMHOST_OK) }
+            return
+        }
+        task.call(COMMHOST_OK)
+        if task.cancelRequested.load(ordering: .acquiring) {
+            tasks.withLock { tasks in tasks.list.removeAll { $0 === task } }
+            if task.markFinished() { task.call(COMMHOST_ECANCELED) }
+        } else if !task.finished.load(ordering: .acquiring) {
+            task.arm(afterNanoseconds: period)
+        }
+    }
 
     private var isOwner: Bool { owner.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
 
@@ -370,18 +589,10 @@ public final class Session: @unchecked Sendable {
         owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
     }
 
-    /// Runs every close callback deferred meanwhile, then leaves the
+    /// Runs every job queued meanwhile (closes, tasks), then leaves the
     /// serialized context.
     func release() {
-        while let jobs = deferred.withLock({ list -> [DeferredClose]? in
-            guard !list.isEmpty else { return nil }
-            defer { list.removeAll() }
-            return list
-        }) {
-            for job in jobs {
-                job.message.withMessage { runClose(job.comm, cause: job.cause, message: $0) }
-            }
-        }
+        drainJobs()
         owner.store(0, ordering: .relaxed)
         serial.unlock()
     }
@@ -398,16 +609,39 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Appends one frame for `comm` unless it (or the session) is closed;
-    /// `closing` marks the comm closed in the same step.
-    private func emitChecked(comm: Comm, closing: Bool = false, orClosed: commhost_status = COMMHOST_ECLOSED,
+    /// `closing` marks the comm closed in the same step. A frame `from` a
+    /// library (a plugin's send) is refused with `COMMHOST_EAGAIN` while the
+    /// outbound queue is above the high-water mark.
+    private func emitChecked(comm: Comm, closing: Bool = false, from library: PluginLibrary? = nil,
                              _ body: (inout FrameEncoder, inout [UInt8]) -> Void) -> commhost_status {
         output.lock()
         defer { output.unlock() }
-        guard !ended, !comm.closed else { return orClosed }
+        guard !ended, !ending, !comm.closed else { return COMMHOST_ECLOSED }
+        if let library, queuedBytes >= limits.outboundHighWaterBytes { return refuseForBackpressure(library) }
         if closing { comm.closed = true }
         body(&encoder, &pending)
-        afterAppend()
+        afterAppend(origin: library)
         return COMMHOST_OK
+    }
+
+    /// Bytes queued toward the client: waiting, or taken by a writer and not
+    /// yet written. Call holding `output`.
+    private var queuedBytes: Int { pending.count + writingBytes }
+
+    /// Notes that `library` must hear session_writable; call holding `output`.
+    private func refuseForBackpressure(_ library: PluginLibrary) -> commhost_status {
+        if !blocked.contains(where: { $0 === library }) { blocked.append(library) }
+        return COMMHOST_EAGAIN
+    }
+
+    /// Called holding `output` once a writer has written: when libraries
+    /// wait for backpressure to end and the queue is down to half the mark,
+    /// queues their session_writable.
+    private func afterWrite() {
+        guard !blocked.isEmpty, !writableQueued, !ended, queuedBytes <= limits.outboundHighWaterBytes / 2 else { return }
+        writableQueued = true
+        jobs.withLock { $0.append(.writable) }
+        DispatchQueue.global().async { self.serialized {} }
     }
 
     /// Runs `body` (the handling of a run of inbound frames), then sends
@@ -434,6 +668,7 @@ public final class Session: @unchecked Sendable {
         }
         writing = true
         swap(&directBuffer, &pending)
+        writingBytes = directBuffer.count
         output.unlock()
 
         let written = directBuffer.withUnsafeBytes(write)
@@ -443,17 +678,23 @@ public final class Session: @unchecked Sendable {
         }
         directBuffer.removeAll(keepingCapacity: true)
         writing = false
+        writingBytes = 0
+        afterWrite()
         if !pending.isEmpty || ended { output.broadcast() }
         output.unlock()
     }
 
     /// Called holding `output` after each append: wakes the writer (unless a
-    /// batch holds wake-ups), and ends the session when the client has
-    /// fallen more than the bound behind.
-    private func afterAppend() {
-        if pending.count > limits.maxOutboundBytes {
+    /// batch holds wake-ups), and ends the session when more than the bound
+    /// is queued. Plugin sends stop at the high-water mark and the bound
+    /// admits any frame on top of it (ManifestLimits), so past the bound the
+    /// client is not reading what the host answers it; the reason names a
+    /// library only when its own frame (a comm_close or comm_open) crossed.
+    private func afterAppend(origin library: PluginLibrary? = nil) {
+        if queuedBytes > limits.maxOutboundBytes {
             ended = true
-            endReason = "client is not reading: \(pending.count) bytes waiting exceeds limits.max_outbound_bytes (\(limits.maxOutboundBytes))"
+            let side = library.map { "library \($0.name) queued a frame past the bound" } ?? "client is not reading"
+            endReason = "\(side): \(queuedBytes) bytes waiting exceeds limits.max_outbound_bytes (\(limits.maxOutboundBytes))"
             logger.error("ending session: outbound bound exceeded", [("session", .int(id)), ("reason", .string(endReason!))])
             onEarlyEnd?()
             onEarlyEnd = nil
@@ -507,6 +748,7 @@ public final class Session: @unchecked Sendable {
         guard !pending.isEmpty else { return false }
         writing = true
         swap(&buffer, &pending)
+        writingBytes = buffer.count
         return true
     }
 
@@ -514,8 +756,15 @@ public final class Session: @unchecked Sendable {
     public func finishedWriting() {
         output.withLock {
             writing = false
+            writingBytes = 0
+            afterWrite()
             output.broadcast()
         }
+    }
+
+    /// The comm `commID`, if open (for tests and the comm's own lookups).
+    func comm(_ commID: String) -> Comm? {
+        comms.withLock { $0[commID] }
     }
 
     /// The stats counters of `targetName` (each comm looks its target's up once).
@@ -534,13 +783,17 @@ public final class Session: @unchecked Sendable {
 
     // MARK: Checks
 
-    /// Checks what a plugin hands the host: data and metadata must be JSON
-    /// objects (or empty), buffers must be readable, and the whole must fit
-    /// the frame limit.
-    private func checkOutgoing(_ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        guard let m = message?.pointee else { return COMMHOST_OK }
-        guard m.struct_size >= MemoryLayout<commhost_message>.size else { return COMMHOST_EINVAL }
-        var size = m.data.len + m.metadata.len
+    /// Checks what a plugin hands the host: a message of at least its ABI
+    /// 1.0 size (fields past that are not read), data and metadata JSON
+    /// objects (or empty), readable buffers, and the whole (with the comm id,
+    /// the parent msg_id and `extra` bytes of names) within the frame limit,
+    /// so the bound on queued output always admits it.
+    private func checkOutgoing(_ message: UnsafePointer<commhost_message>?, commID: String, parent: UnsafeRawBufferPointer?,
+                               extra: Int = 0) -> commhost_status {
+        var size = commID.utf8.count + (parent?.count ?? 0) + extra
+        guard let m = message?.pointee else { return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
+        guard m.struct_size >= Self.messageSize1_0 else { return COMMHOST_EINVAL }
+        size += m.data.len + m.metadata.len
         for slice in [m.data, m.metadata] where slice.len > 0 {
             guard let ptr = slice.ptr else { return COMMHOST_EINVAL }
             if isValidatedInbound(ptr, slice.len) { continue }
@@ -560,6 +813,9 @@ public final class Session: @unchecked Sendable {
         }
         return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK
     }
+
+    /// The ABI 1.0 size of `commhost_message`: the least the host reads.
+    static let messageSize1_0 = MemoryLayout<commhost_message>.offset(of: \.buffer_count)! + MemoryLayout<Int>.size
 
     /// Whether `(ptr, len)` is exactly the inbound `data` or `metadata` of the
     /// frame this thread is handling: bytes the parser has already validated
@@ -599,5 +855,33 @@ public final class Session: @unchecked Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The handle plugins hold for a session. It refers to its session weakly,
+/// so a plugin reference on an ended session keeps nothing of it alive.
+final class SessionPort: SessionHandle, @unchecked Sendable {
+    // @unchecked: `session` is a weak reference, set at creation and cleared once at end.
+    weak var session: Session?
+
+    override func hostOpen(from library: PluginLibrary, handlerName: String, targetName: String, commID: String,
+                           message: UnsafePointer<commhost_message>?, instance: UnsafeMutableRawPointer?,
+                           retain: Bool) -> (commhost_status, CommHandle?) {
+        guard let session else { return (COMMHOST_ECLOSED, nil) }
+        return session.pluginOpen(from: library, handlerName: handlerName, targetName: targetName, commID: commID,
+                                  message: message, instance: instance, retain: retain)
+    }
+
+    override func hostSessionData(for library: PluginLibrary) -> UnsafeMutableRawPointer? {
+        session?.sessionData(for: library)
+    }
+
+    override func hostSchedule(from library: PluginLibrary, comm: CommHandle?, delayMilliseconds: UInt64, periodMilliseconds: UInt64?,
+                               task: PluginTaskFunction) -> (commhost_status, UInt64) {
+        guard let session else { return (COMMHOST_ECLOSED, 0) }
+        let owned = comm as? Comm
+        if comm != nil && owned?.session !== session { return (COMMHOST_EINVAL, 0) }
+        return session.pluginSchedule(from: library, comm: owned, delayMilliseconds: delayMilliseconds,
+                                      periodMilliseconds: periodMilliseconds, task: task)
     }
 }

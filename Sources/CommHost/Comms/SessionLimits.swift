@@ -9,16 +9,21 @@ public struct SessionLimits: Sendable, Equatable {
     /// Most bytes waiting to be written to one client; past it the session
     /// is ended with a logged reason rather than growing memory.
     public var maxOutboundBytes: Int
+    /// Queued bytes above which a plugin's send or open is refused with
+    /// `COMMHOST_EAGAIN` (backpressure) until the client catches up.
+    public var outboundHighWaterBytes: Int
     /// Most sessions served at once (socket connections); one more is refused.
     public var maxSessions: Int
 
-    /// The defaults: 64 MiB frames, depth 256, 100 000 comms, 64 MiB queued, 1024 sessions.
+    /// The defaults: 64 MiB frames, depth 256, 100 000 comms, 8 MiB high
+    /// water, room for that plus one frame's reply queued, 1024 sessions.
     public init(maxFrameBytes: Int = 64 << 20, maxDepth: Int = 256, maxCommsPerSession: Int = 100_000,
-                maxOutboundBytes: Int = 64 << 20, maxSessions: Int = 1024) {
+                maxOutboundBytes: Int? = nil, outboundHighWaterBytes: Int = 8 << 20, maxSessions: Int = 1024) {
         self.maxFrameBytes = maxFrameBytes
         self.maxDepth = maxDepth
         self.maxCommsPerSession = maxCommsPerSession
-        self.maxOutboundBytes = maxOutboundBytes
+        self.maxOutboundBytes = maxOutboundBytes ?? outboundHighWaterBytes + 2 * maxFrameBytes + 65536
+        self.outboundHighWaterBytes = outboundHighWaterBytes
         self.maxSessions = maxSessions
     }
 

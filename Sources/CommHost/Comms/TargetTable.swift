@@ -16,6 +16,18 @@ public final class TargetTable: Sendable {
         bindings.withLock { $0[targetName] }
     }
 
+    /// The libraries the bindings use, each once, in a stable order (by path):
+    /// the libraries that serve every session.
+    public var libraries: [PluginLibrary] {
+        Self.libraries(of: all)
+    }
+
+    /// The libraries of `bindings`, each once, ordered by path.
+    static func libraries(of bindings: [String: Handler]) -> [PluginLibrary] {
+        var seen = Set<ObjectIdentifier>()
+        return bindings.values.map(\.library).filter { seen.insert(ObjectIdentifier($0)).inserted }.sorted { $0.path < $1.path }
+    }
+
     /// Every binding, for stats and reload.
     public var all: [String: Handler] { bindings.withLock { $0 } }
 

@@ -1,7 +1,8 @@
 import CommPluginAPI
 
 /// One named handler of a loaded library: calls through its C table with the
-/// library's serialization and the per-thread error text. Callbacks the
+/// library's serialization and the per-thread error text, passing the
+/// plugin's own handler struct as the context of every call. Callbacks the
 /// plugin left NULL (or that its struct_size does not reach) are skipped.
 public final class Handler: @unchecked Sendable {
     // @unchecked: every stored property is immutable; the library serializes calls.
@@ -10,22 +11,29 @@ public final class Handler: @unchecked Sendable {
     public let name: String
     /// The library this handler belongs to.
     public let library: PluginLibrary
-    private let openFn: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<commhost_message>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status
-    private let messageFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<commhost_message>?) -> commhost_status)?
-    private let closeFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<commhost_message>?, commhost_close_cause) -> Void)?
-    private let snapshotFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<commhost_writer>?) -> commhost_status)?
-    private let restoreFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, commhost_bytes, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status)?
+    /// The plugin's handler struct, passed back as each callback's context.
+    private let raw: UnsafePointer<commhost_handler>
+    private let openFn: @convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
+                                        UnsafePointer<commhost_message>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status
+    private let messageFn: (@convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
+                                            UnsafePointer<commhost_message>?) -> commhost_status)?
+    private let closeFn: (@convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
+                                          UnsafePointer<commhost_message>?, commhost_close_cause) -> Void)?
+    private let snapshotFn: (@convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
+                                             UnsafePointer<commhost_writer>?) -> commhost_status)?
+    private let restoreFn: (@convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?, commhost_str,
+                                            commhost_bytes, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status)?
 
-    /// Reads the handler table at `raw`, honouring its struct_size. Returns
-    /// nil (with a reason) when it has no name or no open callback.
+    /// The ABI 1.0 size of `commhost_handler`: the least the host accepts.
+    static let minimumSize = MemoryLayout<commhost_handler>.offset(of: \.restore)! + MemoryLayout<UnsafeRawPointer>.size
+
+    /// Reads the handler table at `raw`: at least its ABI 1.0 size, fields
+    /// past its struct_size absent. Throws a reason when it is too small or
+    /// has no name or no open callback.
     init(raw: UnsafePointer<commhost_handler>, library: PluginLibrary) throws(HandlerRefusal) {
         let size = raw.pointee.struct_size
-        func has<T>(_ field: KeyPath<commhost_handler, T>) -> Bool {
-            guard let offset = MemoryLayout<commhost_handler>.offset(of: field) else { return false }
-            return size >= offset + MemoryLayout<T>.size
-        }
-        guard size >= MemoryLayout<commhost_handler>.offset(of: \.open)! + MemoryLayout<UnsafeRawPointer>.size else {
-            throw HandlerRefusal(reason: "struct_size \(size) is too small (at least \(MemoryLayout<commhost_handler>.offset(of: \.open)! + 8) needed)")
+        guard size >= Self.minimumSize else {
+            throw HandlerRefusal(reason: "struct_size \(size) is smaller than ABI 1.0's commhost_handler (\(Self.minimumSize) bytes)")
         }
         guard let cName = raw.pointee.name, cName.pointee != 0 else {
             throw HandlerRefusal(reason: "has no name")
@@ -38,11 +46,12 @@ public final class Handler: @unchecked Sendable {
         }
         self.name = name
         self.library = library
+        self.raw = raw
         openFn = open
-        messageFn = has(\.message) ? raw.pointee.message : nil
-        closeFn = has(\.close) ? raw.pointee.close : nil
-        snapshotFn = has(\.snapshot) ? raw.pointee.snapshot : nil
-        restoreFn = has(\.restore) ? raw.pointee.restore : nil
+        messageFn = raw.pointee.message
+        closeFn = raw.pointee.close
+        snapshotFn = raw.pointee.snapshot
+        restoreFn = raw.pointee.restore
     }
 
     /// Whether this handler implements both halves of the reload hand-off.
@@ -52,23 +61,58 @@ public final class Handler: @unchecked Sendable {
     func open(comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) -> UnsafeMutableRawPointer? {
         var instance: UnsafeMutableRawPointer? = nil
         let state = library.state
-        try library.call { openFn(state, comm.opaque, message, &instance) }
+        try library.call { openFn(raw, state, comm.opaque, message, &instance) }
         return instance
     }
 
     /// Calls message, when the plugin has one.
     func message(instance: UnsafeMutableRawPointer?, comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) {
         guard let messageFn else { return }
-        try library.call { messageFn(instance, comm.opaque, message) }
+        try library.call { messageFn(raw, instance, comm.opaque, message) }
     }
 
     /// Calls close, when the plugin has one.
-    func close(instance: UnsafeMutableRawPointer?, comm: CommHandle, message: UnsafePointer<commhost_message>, cause: commhost_close_cause) {
+    func close(instance: UnsafeMutableRawPointer?, comm: CommHandle, message: UnsafePointer<commhost_message>, cause: CloseCause) {
         guard let closeFn else { return }
         try? library.call {
-            closeFn(instance, comm.opaque, message, cause)
+            closeFn(raw, instance, comm.opaque, message, cause.rawValue)
             return COMMHOST_OK
         }
+    }
+
+    /// Calls snapshot: the instance's state as bytes. Requires `supportsHandOff`.
+    func snapshot(instance: UnsafeMutableRawPointer?, comm: CommHandle) throws(PluginCallError) -> [UInt8] {
+        guard let snapshotFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no snapshot") }
+        let sink = SnapshotSink()
+        let context = Unmanaged.passRetained(sink)
+        defer { context.release() }
+        var writer = commhost_writer(struct_size: MemoryLayout<commhost_writer>.size, write: { writer, ptr, len in
+            guard let context = writer?.pointee.host_data else { return COMMHOST_EINVAL }
+            guard len == 0 || ptr != nil else { return COMMHOST_EINVAL }
+            let sink = Unmanaged<SnapshotSink>.fromOpaque(context).takeUnretainedValue()
+            if len > 0 { sink.bytes.append(contentsOf: UnsafeBufferPointer(start: ptr, count: len)) }
+            return COMMHOST_OK
+        }, host_data: context.toOpaque())
+        try library.call { snapshotFn(raw, instance, comm.opaque, &writer) }
+        return sink.bytes
+    }
+
+    /// Calls restore: a new instance for `comm` from `state`, written by
+    /// library version `fromVersion`. Requires `supportsHandOff`.
+    func restore(comm: CommHandle, fromVersion: String, state: [UInt8]) throws(PluginCallError) -> UnsafeMutableRawPointer? {
+        guard let restoreFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no restore") }
+        var instance: UnsafeMutableRawPointer? = nil
+        let libraryState = library.state
+        var version = Array(fromVersion.utf8)
+        try state.withUnsafeBufferPointer { raw in
+            version.withUnsafeMutableBytes { versionBytes in
+                Result { () throws(PluginCallError) in
+                    let from = commhost_str(ptr: versionBytes.baseAddress?.assumingMemoryBound(to: CChar.self), len: versionBytes.count)
+                    try library.call { restoreFn(self.raw, libraryState, comm.opaque, from, commhost_bytes(ptr: raw.baseAddress, len: raw.count), &instance) }
+                }
+            }
+        }.get()
+        return instance
     }
 }
 
@@ -76,38 +120,6 @@ public final class Handler: @unchecked Sendable {
 struct HandlerRefusal: Error {
     var reason: String
     var name: String? = nil
-}
-
-extension Handler {
-    /// Calls snapshot: the instance's state as bytes. Requires `supportsHandOff`.
-    func snapshot(instance: UnsafeMutableRawPointer?, comm: CommHandle) throws(PluginCallError) -> [UInt8] {
-        guard let snapshotFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no snapshot") }
-        let sink = SnapshotSink()
-        let context = Unmanaged.passRetained(sink)
-        defer { context.release() }
-        var writer = commhost_writer(context: context.toOpaque()) { context, ptr, len in
-            guard let context else { return COMMHOST_EINVAL }
-            guard len == 0 || ptr != nil else { return COMMHOST_EINVAL }
-            let sink = Unmanaged<SnapshotSink>.fromOpaque(context).takeUnretainedValue()
-            if len > 0 { sink.bytes.append(contentsOf: UnsafeBufferPointer(start: ptr, count: len)) }
-            return COMMHOST_OK
-        }
-        try library.call { snapshotFn(instance, comm.opaque, &writer) }
-        return sink.bytes
-    }
-
-    /// Calls restore: a new instance for `comm` from `state`. Requires `supportsHandOff`.
-    func restore(comm: CommHandle, state: [UInt8]) throws(PluginCallError) -> UnsafeMutableRawPointer? {
-        guard let restoreFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no restore") }
-        var instance: UnsafeMutableRawPointer? = nil
-        let libraryState = library.state
-        try state.withUnsafeBufferPointer { raw in
-            Result { () throws(PluginCallError) in
-                try library.call { restoreFn(libraryState, comm.opaque, commhost_bytes(ptr: raw.baseAddress, len: raw.count), &instance) }
-            }
-        }.get()
-        return instance
-    }
 }
 
 /// Collects what a plugin's snapshot writes.

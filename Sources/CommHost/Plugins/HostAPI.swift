@@ -2,60 +2,121 @@ import CommPluginAPI
 import Glibc
 import Synchronization
 
-/// The `commhost_host_api` table every library gets at init. One table for
-/// the process: its functions find their comm through the handle and their
-/// library through the calling thread's `CallContext`.
+/// The `commhost_host` tables: one per loaded library, passed to its init,
+/// whose `host_data` names the library, so every host function knows which
+/// library calls it from any thread (ABI requirement 10). Handles arrive as
+/// tokens and are checked in `CommHandle.table` / `SessionHandle.table`;
+/// a bad one is logged with the library's name and refused.
 enum HostAPI {
-    /// The table, allocated once and never freed.
-    // nonisolated(unsafe): written once by the lazy initializer, read-only after.
-    nonisolated(unsafe) static let table: UnsafePointer<commhost_host_api> = {
-        let table = UnsafeMutablePointer<commhost_host_api>.allocate(capacity: 1)
-        table.initialize(to: commhost_host_api(
-            struct_size: MemoryLayout<commhost_host_api>.size,
+    /// Where `log` from plugins goes; set by the host at start.
+    static let logger = Mutex(Logger())
+
+    /// Every table made, so they stay reachable: a plugin may keep its table
+    /// pointer until it is unloaded, which for Swift code is never.
+    private static let tables = Locked<[UnsafePointer<commhost_host>]>([])
+
+    /// A new table for `library`. It keeps the library object alive for the
+    /// life of the process (a call through it after retire is refused).
+    static func makeTable(for library: PluginLibrary) -> UnsafePointer<commhost_host> {
+        let table = UnsafeMutablePointer<commhost_host>.allocate(capacity: 1)
+        table.initialize(to: commhost_host(
+            struct_size: MemoryLayout<commhost_host>.size,
             abi_major: UInt16(COMMHOST_ABI_MAJOR),
             abi_minor: UInt16(COMMHOST_ABI_MINOR),
             reserved: 0,
-            get_extension: { _ in nil },
-            log: { level, message in HostAPI.pluginLog(level, message) },
-            set_error: { message in CallContext.current.errorText = HostAPI.string(message) },
-            send: { comm, message in
-                guard let comm else { return COMMHOST_EINVAL }
-                return CommHandle.from(comm).hostSend(message)
+            host_data: Unmanaged.passRetained(library).toOpaque(),
+            get_extension: { _, _ in nil },
+            log: { host, level, message in
+                guard let library = HostAPI.library(host) else { return }
+                HostAPI.pluginLog(library, level, message)
             },
-            close: { comm, message in
-                guard let comm else { return COMMHOST_EINVAL }
-                return CommHandle.from(comm).hostClose(message)
+            set_error: { _, message in CallContext.current.errorText = HostAPI.string(message) ?? "<error text is not valid UTF-8>" },
+            send: { host, comm, message in
+                HostAPI.withComm(host, comm, "send") { library, comm in comm.hostSend(from: library, message) }
             },
-            open: { origin, target, commID, message, instance, outComm in
-                guard let origin, let targetName = HostAPI.string(target), let id = HostAPI.string(commID) else {
-                    return COMMHOST_EINVAL
+            close: { host, comm, message in
+                HostAPI.withComm(host, comm, "close") { library, comm in comm.hostClose(from: library, message) }
+            },
+            open: { host, session, handlerName, targetName, commID, message, instance, outComm in
+                HostAPI.withSession(host, session, "open") { library, session in
+                    guard let handler = HostAPI.string(handlerName), let target = HostAPI.string(targetName),
+                          let id = HostAPI.string(commID) else { return COMMHOST_EINVAL }
+                    let (status, opened) = session.hostOpen(from: library, handlerName: handler, targetName: target, commID: id,
+                                                           message: message, instance: instance, retain: outComm != nil)
+                    if let outComm, let opened, status == COMMHOST_OK { outComm.pointee = opened.opaque }
+                    return status
                 }
-                let (status, opened) = CommHandle.from(origin).hostOpen(targetName: targetName, commID: id, message: message, instance: instance)
-                if let outComm, let opened { outComm.pointee = opened.opaque }
+            },
+            comm_id: { host, comm in HostAPI.commNames(host, comm, "comm_id")?.firstSlice ?? commhost_str(ptr: nil, len: 0) },
+            target_name: { host, comm in HostAPI.commNames(host, comm, "target_name")?.secondSlice ?? commhost_str(ptr: nil, len: 0) },
+            comm_session: { host, comm in
+                guard let library = HostAPI.library(host) else { return nil }
+                switch CommHandle.table.lookup(HostAPI.token(comm)) {
+                case .live(let object): return object.hostSession?.opaque
+                case .ended: return nil
+                case .invalid:
+                    HostAPI.badHandle(library, "comm_session", "comm", comm)
+                    return nil
+                }
+            },
+            retain_comm: { host, comm in
+                HostAPI.reference(host, comm, "retain_comm", CommHandle.table.retain)
+            },
+            release_comm: { host, comm in
+                HostAPI.reference(host, comm, "release_comm", CommHandle.table.release)
+            },
+            session_id: { host, session in
+                guard let library = HostAPI.library(host) else { return commhost_str(ptr: nil, len: 0) }
+                guard let names = SessionHandle.table.names(HostAPI.token(session)) else {
+                    HostAPI.badHandle(library, "session_id", "session", session)
+                    return commhost_str(ptr: nil, len: 0)
+                }
+                return names.firstSlice
+            },
+            session_data: { host, session in
+                guard let library = HostAPI.library(host) else { return nil }
+                switch SessionHandle.table.lookup(HostAPI.token(session)) {
+                case .live(let object): return object.hostSessionData(for: library)
+                case .ended: return nil
+                case .invalid:
+                    HostAPI.badHandle(library, "session_data", "session", session)
+                    return nil
+                }
+            },
+            retain_session: { host, session in
+                HostAPI.reference(host, session, "retain_session", SessionHandle.table.retain, kind: "session")
+            },
+            release_session: { host, session in
+                HostAPI.reference(host, session, "release_session", SessionHandle.table.release, kind: "session")
+            },
+            post: { host, session, comm, function, data in
+                HostAPI.schedule(host, session, comm, "post", delay: 0, period: nil, function, data).status
+            },
+            timer_start: { host, session, comm, delay, period, function, data, outTimer in
+                let (status, id) = HostAPI.schedule(host, session, comm, "timer_start", delay: delay, period: period, function, data)
+                if status == COMMHOST_OK { outTimer?.pointee = id }
                 return status
             },
-            comm_id: { comm in
-                guard let comm else { return commhost_str(ptr: nil, len: 0) }
-                return CommHandle.from(comm).idSlice
-            },
-            target_name: { comm in
-                guard let comm else { return commhost_str(ptr: nil, len: 0) }
-                return CommHandle.from(comm).targetSlice
-            },
-            retain_comm: { comm in
-                guard let comm else { return }
-                _ = Unmanaged<CommHandle>.fromOpaque(UnsafeRawPointer(comm)).retain()
-            },
-            release_comm: { comm in
-                guard let comm else { return }
-                Unmanaged<CommHandle>.fromOpaque(UnsafeRawPointer(comm)).release()
+            timer_cancel: { host, timer in
+                guard let library = HostAPI.library(host) else { return COMMHOST_EINVAL }
+                guard PluginTimers.cancel(timer) else {
+                    library.logHandleMisuse("timer_cancel with timer \(timer), which is unknown or has had its last call")
+                    return COMMHOST_EHANDLE
+                }
+                return COMMHOST_OK
             }
         ))
-        return UnsafePointer(table)
-    }()
+        let pointer = UnsafePointer(table)
+        tables.withLock { $0.append(pointer) }
+        return pointer
+    }
 
-    /// Where `log` from plugins goes; set by the host at start.
-    static let logger = Mutex(Logger())
+    /// The library a table belongs to; nil for a NULL table.
+    @inline(__always)
+    static func library(_ host: UnsafePointer<commhost_host>?) -> PluginLibrary? {
+        guard let data = host?.pointee.host_data else { return nil }
+        return Unmanaged<PluginLibrary>.fromOpaque(data).takeUnretainedValue()
+    }
 
     /// A borrowed slice as Swift text; nil when it is not valid UTF-8 or
     /// has a NULL pointer with a non-zero length.
@@ -66,9 +127,89 @@ enum HostAPI {
         return String(validating: bytes, as: UTF8.self)
     }
 
-    private static func pluginLog(_ level: commhost_log_level, _ message: commhost_str) {
+    @inline(__always)
+    private static func token(_ handle: OpaquePointer?) -> UInt {
+        UInt(bitPattern: handle.map { Int(bitPattern: UnsafeRawPointer($0)) } ?? 0)
+    }
+
+    /// Runs `body` with the live comm behind `comm`: ECLOSED for a closed
+    /// comm the plugin still holds, EHANDLE (logged) for a bad handle.
+    @inline(__always)
+    private static func withComm(_ host: UnsafePointer<commhost_host>?, _ comm: OpaquePointer?, _ function: String,
+                                 _ body: (PluginLibrary, CommHandle) -> commhost_status) -> commhost_status {
+        guard let library = library(host) else { return COMMHOST_EINVAL }
+        guard !library.isRetired else { return COMMHOST_ECLOSED }
+        switch CommHandle.table.lookup(token(comm)) {
+        case .live(let object): return body(library, object)
+        case .ended: return COMMHOST_ECLOSED
+        case .invalid:
+            badHandle(library, function, "comm", comm)
+            return COMMHOST_EHANDLE
+        }
+    }
+
+    private static func withSession(_ host: UnsafePointer<commhost_host>?, _ session: OpaquePointer?, _ function: String,
+                                    _ body: (PluginLibrary, SessionHandle) -> commhost_status) -> commhost_status {
+        guard let library = library(host) else { return COMMHOST_EINVAL }
+        guard !library.isRetired else { return COMMHOST_ECLOSED }
+        switch SessionHandle.table.lookup(token(session)) {
+        case .live(let object): return body(library, object)
+        case .ended: return COMMHOST_ECLOSED
+        case .invalid:
+            badHandle(library, function, "session", session)
+            return COMMHOST_EHANDLE
+        }
+    }
+
+    private static func commNames(_ host: UnsafePointer<commhost_host>?, _ comm: OpaquePointer?, _ function: String) -> HandleNames? {
+        guard let library = library(host) else { return nil }
+        guard let names = CommHandle.table.names(token(comm)) else {
+            badHandle(library, function, "comm", comm)
+            return nil
+        }
+        return names
+    }
+
+    private static func reference(_ host: UnsafePointer<commhost_host>?, _ handle: OpaquePointer?, _ function: String,
+                                  _ change: (UInt) -> Bool, kind: String = "comm") -> commhost_status {
+        guard let library = library(host) else { return COMMHOST_EINVAL }
+        guard change(token(handle)) else {
+            badHandle(library, function, kind, handle)
+            return COMMHOST_EHANDLE
+        }
+        return COMMHOST_OK
+    }
+
+    private static func schedule(_ host: UnsafePointer<commhost_host>?, _ session: OpaquePointer?, _ comm: OpaquePointer?,
+                                 _ function: String, delay: UInt64, period: UInt64?, _ fn: commhost_task_fn?,
+                                 _ data: UnsafeMutableRawPointer?) -> (status: commhost_status, id: UInt64) {
+        guard let library = library(host) else { return (COMMHOST_EINVAL, 0) }
+        guard let fn, session != nil || comm != nil else { return (COMMHOST_EINVAL, 0) }
+        guard !library.isRetired else { return (COMMHOST_ECLOSED, 0) }
+        let task = PluginTaskFunction(function: fn, data: data)
+        if comm != nil {
+            var result: (commhost_status, UInt64) = (COMMHOST_ECLOSED, 0)
+            let status = withComm(host, comm, function) { library, comm in
+                guard let session = comm.hostSession else { return COMMHOST_ECLOSED }
+                result = session.hostSchedule(from: library, comm: comm, delayMilliseconds: delay, periodMilliseconds: period, task: task)
+                return result.0
+            }
+            return (status, status == COMMHOST_OK ? result.1 : 0)
+        }
+        var result: (commhost_status, UInt64) = (COMMHOST_ECLOSED, 0)
+        let status = withSession(host, session, function) { library, session in
+            result = session.hostSchedule(from: library, comm: nil, delayMilliseconds: delay, periodMilliseconds: period, task: task)
+            return result.0
+        }
+        return (status, status == COMMHOST_OK ? result.1 : 0)
+    }
+
+    private static func badHandle(_ library: PluginLibrary, _ function: String, _ kind: String, _ handle: OpaquePointer?) {
+        library.logHandleMisuse("\(function) with a \(kind) handle it does not hold (\(token(handle) == 0 ? "NULL" : "0x" + String(token(handle), radix: 16)))")
+    }
+
+    private static func pluginLog(_ library: PluginLibrary, _ level: commhost_log_level, _ message: commhost_str) {
         let text = string(message) ?? "<log text is not valid UTF-8>"
-        let library = CallContext.current.library?.name ?? "plugin"
         let hostLevel: LogLevel = switch level {
         case COMMHOST_LOG_DEBUG: .debug
         case COMMHOST_LOG_INFO: .info
@@ -76,6 +217,6 @@ enum HostAPI {
         default: .error
         }
         let logger = HostAPI.logger.withLock { $0 }
-        logger.log(hostLevel, text, [("plugin", .string(library))])
+        logger.log(hostLevel, text, [("plugin", .string(library.name))])
     }
 }

@@ -4,11 +4,14 @@ import Synchronization
 
 /// A loaded plugin library: a staged copy, dlopened, its descriptor checked
 /// and its init run. Calls into it are serialized unless its descriptor sets
-/// `COMMHOST_PLUGIN_CONCURRENT`. `retire()` runs deinit and unloads it when
-/// that is safe (never for Swift code).
+/// `COMMHOST_PLUGIN_CONCURRENT`. `retire()` waits for calls in flight, runs
+/// deinit and unloads it when that is safe (never for Swift code); once
+/// retired, no call reaches it.
 public final class PluginLibrary: @unchecked Sendable {
-    // @unchecked: stored properties are immutable after load except `retired`
-    // and the call bookkeeping, which `gate` and `inFlight` guard.
+    // @unchecked: stored properties are immutable after load except `state`
+    // (written once by init, before any other call) and `handlers` (filled
+    // in the initializer); `retired`, `accepting` and `inFlight` are atomics
+    // and `gate` serializes calls.
 
     /// The library file as given (the build output, not the staged copy).
     public let path: String
@@ -36,8 +39,19 @@ public final class PluginLibrary: @unchecked Sendable {
     private let dl: DynamicLibrary
     private let staging: StagingArea
     private let deinitFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
-    private let gate = Mutex(false)
+    private let sessionStartFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, commhost_session_cause,
+                                                 UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status)?
+    private let sessionEndFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?, commhost_session_cause) -> Void)?
+    private let sessionWritableFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?) -> Void)?
+    /// Serializes calls of a library that is not `concurrent`. A pthread
+    /// mutex (`ConditionLock`), so ThreadSanitizer sees the ordering it gives.
+    private let gate = ConditionLock()
     private let inFlight = Atomic<Int>(0)
+    private let retired = Atomic<Bool>(false)
+    private let accepting = Atomic<Bool>(true)
+    /// This library's `commhost_host` table (made at load, never freed).
+    private(set) var hostTable: UnsafePointer<commhost_host>!
+    private let logger: Logger
 
     /// The handler names, in descriptor order.
     public var handlerNames: [String] { handlers.map(\.name) }
@@ -58,7 +72,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// `expectedSHA256` is given, the staged copy — the bytes that are
     /// dlopened — must have that hash. Throws a one-line reason naming `path`.
     public static func load(path: String, staging: StagingArea, config: [UInt8] = Array("null".utf8),
-                            expectedSHA256: String? = nil) throws(LoadError) -> PluginLibrary {
+                            expectedSHA256: String? = nil, logger: Logger? = nil) throws(LoadError) -> PluginLibrary {
         let bytes = try readFile(path)
         let image: ELFImage
         let digest: String
@@ -97,7 +111,7 @@ public final class PluginLibrary: @unchecked Sendable {
         let library: PluginLibrary
         do {
             library = try PluginLibrary(path: path, stagedPath: stagedPath, sha256: digest, config: config, containsSwift: image.containsSwift,
-                                        descriptor: descriptor, dl: dl, staging: staging)
+                                        descriptor: descriptor, dl: dl, staging: staging, logger: logger ?? HostAPI.logger.withLock { $0 })
         } catch {
             throw refuse(error.kind, error.reason)
         }
@@ -110,7 +124,7 @@ public final class PluginLibrary: @unchecked Sendable {
     }
 
     private init(path: String, stagedPath: String, sha256: String, config: [UInt8], containsSwift: Bool,
-                 descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary, staging: StagingArea) throws(LoadError) {
+                 descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary, staging: StagingArea, logger: Logger) throws(LoadError) {
         let size = descriptor.pointee.struct_size
         let versionsEnd = MemoryLayout<commhost_plugin>.offset(of: \.abi_minor)! + 2
         guard size >= versionsEnd else {
@@ -133,6 +147,7 @@ public final class PluginLibrary: @unchecked Sendable {
         self.containsSwift = containsSwift
         self.dl = dl
         self.staging = staging
+        self.logger = logger
         abiMajor = major
         abiMinor = minor
         concurrent = descriptor.pointee.flags & COMMHOST_PLUGIN_CONCURRENT != 0
@@ -140,6 +155,9 @@ public final class PluginLibrary: @unchecked Sendable {
         version = descriptor.pointee.version.flatMap { String(validatingCString: $0) } ?? ""
         deinitFn = descriptor.pointee.deinit
         initFn = descriptor.pointee.`init`
+        sessionStartFn = descriptor.pointee.session_start
+        sessionEndFn = descriptor.pointee.session_end
+        sessionWritableFn = descriptor.pointee.session_writable
 
         let count = descriptor.pointee.handler_count
         guard count > 0, let table = descriptor.pointee.handlers else {
@@ -161,35 +179,65 @@ public final class PluginLibrary: @unchecked Sendable {
             }
             handlers.append(handler)
         }
+        hostTable = HostAPI.makeTable(for: self)
     }
 
-    /// Smallest descriptor of ABI 1.0: everything up to handler_count.
-    static let minimumDescriptorSize = MemoryLayout<commhost_plugin>.offset(of: \.handler_count)! + MemoryLayout<Int>.size
+    /// The ABI 1.0 size of `commhost_plugin`: the least the host accepts.
+    static let minimumDescriptorSize = MemoryLayout<commhost_plugin>.offset(of: \.session_writable)! + MemoryLayout<UnsafeRawPointer>.size
 
-    private let initFn: (@convention(c) (UnsafePointer<commhost_host_api>?, commhost_str, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status)?
+    private let initFn: (@convention(c) (UnsafePointer<commhost_host>?, commhost_str, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status)?
 
     private func initialize(config: [UInt8]) throws(PluginCallError) {
         guard let initFn else { return }
         var out: UnsafeMutableRawPointer? = nil
         try config.withUnsafeBytes { raw in
             let slice = commhost_str(ptr: raw.baseAddress?.assumingMemoryBound(to: CChar.self), len: raw.count)
-            return Result { () throws(PluginCallError) in try call { initFn(HostAPI.table, slice, &out) } }
+            return Result { () throws(PluginCallError) in try call { initFn(hostTable, slice, &out) } }
         }.get()
         state = out
     }
 
+    /// Whether the library has been retired: no call reaches it any more.
+    public var isRetired: Bool { retired.load(ordering: .sequentiallyConsistent) }
+
+    /// Whether host open may create comms for this library: false while a
+    /// reload is replacing it (and for good once it has), so no comm can be
+    /// created for a version that is going away.
+    var isAccepting: Bool { accepting.load(ordering: .sequentiallyConsistent) }
+
+    /// Stops (or, for an abandoned reload, resumes) host open for this library.
+    func setAccepting(_ value: Bool) {
+        accepting.store(value, ordering: .sequentiallyConsistent)
+    }
+
     /// Runs `body` (one plugin callback) with the library's serialization,
     /// in-flight count and error text; throws the status and text when the
-    /// callback returns non-zero.
+    /// callback returns non-zero, and `COMMHOST_ECLOSED` without calling
+    /// when the library has been retired.
     @inline(__always)
     func call(_ body: () -> commhost_status) throws(PluginCallError) {
+        inFlight.add(1, ordering: .sequentiallyConsistent)
+        defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
+        guard !retired.load(ordering: .sequentiallyConsistent) else {
+            throw PluginCallError(status: COMMHOST_ECLOSED, text: "library \(name) is retired; the call was not made")
+        }
+        try callUnchecked(body)
+    }
+
+    @inline(__always)
+    private func callUnchecked(_ body: () -> commhost_status) throws(PluginCallError) {
         let context = CallContext.current
         let outer = context.library
         context.library = self
         context.errorText = nil
-        inFlight.add(1, ordering: .acquiring)
-        let status = concurrent ? body() : gate.withLock { _ in body() }
-        inFlight.subtract(1, ordering: .releasing)
+        let status: commhost_status
+        if concurrent {
+            status = body()
+        } else {
+            gate.lock()
+            status = body()
+            gate.unlock()
+        }
         context.library = outer
         if status != COMMHOST_OK {
             let text = context.errorText
@@ -198,27 +246,67 @@ public final class PluginLibrary: @unchecked Sendable {
         }
     }
 
-    /// Runs deinit and, for C-only libraries, unloads the code once no call
-    /// is in flight. Swift libraries stay mapped (their staged copy is still
-    /// deleted). The caller must have closed or handed off every comm of the
-    /// library's handlers first. Calling it twice does nothing.
-    public func retire() {
-        let first = gate.withLock { retired in
-            defer { retired = true }
-            return !retired
+    // MARK: Sessions
+
+    /// Whether the library has session callbacks at all.
+    var hasSessionCallbacks: Bool { sessionStartFn != nil || sessionEndFn != nil || sessionWritableFn != nil }
+
+    /// Calls session_start; returns the session data the plugin set (also on failure, which is thrown).
+    func sessionStart(_ session: SessionHandle, cause: SessionCause, data: inout UnsafeMutableRawPointer?) throws(PluginCallError) {
+        guard let sessionStartFn else { return }
+        let state = self.state
+        var out: UnsafeMutableRawPointer? = nil
+        defer { data = out }
+        try call { sessionStartFn(state, session.opaque, cause.rawValue, &out) }
+    }
+
+    /// Calls session_end.
+    func sessionEnd(_ session: SessionHandle, data: UnsafeMutableRawPointer?, cause: SessionCause) {
+        guard let sessionEndFn else { return }
+        let state = self.state
+        try? call {
+            sessionEndFn(state, session.opaque, data, cause.rawValue)
+            return COMMHOST_OK
         }
-        guard first else { return }
+    }
+
+    /// Calls session_writable.
+    func sessionWritable(_ session: SessionHandle, data: UnsafeMutableRawPointer?) {
+        guard let sessionWritableFn else { return }
+        let state = self.state
+        try? call {
+            sessionWritableFn(state, session.opaque, data)
+            return COMMHOST_OK
+        }
+    }
+
+    /// Logs a call with a handle this library does not hold (ABI requirement 14).
+    func logHandleMisuse(_ what: String) {
+        logger.error("plugin called a host function with a bad handle; refused", [("plugin", .string(name)), ("library", .string(path)),
+                                                                                   ("call", .string(what))])
+    }
+
+    /// Retires the library: from now on no call reaches it; waits until no
+    /// call is in flight, runs deinit, then (with `unmap`, and for C-only
+    /// libraries) unloads the code. Swift libraries stay mapped (their staged
+    /// copy is still deleted). The caller must have closed or handed off
+    /// every comm of the library's handlers and ended its sessions first.
+    /// At process exit pass `unmap: false`: nothing is unloaded then.
+    /// Calling it twice does nothing.
+    public func retire(unmap: Bool = true) {
+        guard !retired.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        accepting.store(false, ordering: .sequentiallyConsistent)
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 {
+            usleep(100)
+        }
         if let deinitFn {
             let state = self.state
-            try? call {
+            try? callUnchecked {
                 deinitFn(state)
                 return COMMHOST_OK
             }
         }
-        while inFlight.load(ordering: .acquiring) > 0 {
-            usleep(100)
-        }
-        if !containsSwift { dl.close() }
+        if unmap && !containsSwift { dl.close() }
         staging.remove(stagedPath)
     }
 

@@ -41,12 +41,26 @@ struct HandlerSwap {
     static let reloadedData = Array(#"{"reason":"reloaded"}"#.utf8)
 
     /// Holds every session of `manager`, decides for each open comm, hands
-    /// off state, then replaces the target table with `table` and applies the
-    /// decisions. Throws (changing nothing) when a hand-off fails.
+    /// off state, then replaces the target table with `table`, applies the
+    /// decisions, and moves each session between library versions: a
+    /// library that leaves the table gets session_end (cause `handedOff`
+    /// when a library at the same path replaces it, else `removed`), one that
+    /// joins gets session_start (`resumed` or `started`). Throws (changing
+    /// nothing) when a hand-off fails.
     static func run(manager: CommManager, table: [String: Handler], decide: (Comm) -> Decision) throws(Failure) -> Report {
         let started = MonotonicClock.seconds()
         let held = manager.holdAll()
         defer { manager.releaseAll(held) }
+
+        let before = TargetTable.libraries(of: manager.targets.all)
+        let after = TargetTable.libraries(of: table)
+        let leaving = before.filter { old in !after.contains { $0 === old } }
+        let joining = after.filter { new in !before.contains { $0 === new } }
+        // No comm may be created for a leaving version from here on (host
+        // open refuses); the barrier makes sure every open that got past the
+        // check is in a comm table before the tables are read.
+        for library in leaving { library.setAccepting(false) }
+        for session in held { session.barrier() }
 
         var moves: [Move] = []
         var closes: [(Session, Comm, CloseCause)] = []
@@ -61,7 +75,7 @@ struct HandlerSwap {
                     continue
                 case .move(let handler):
                     if comm.handler.supportsHandOff && handler.supportsHandOff && comm.owesClose {
-                        moves.append(Move(comm: comm, handler: handler))
+                        moves.append(Move(session: session, comm: comm, handler: handler))
                     } else {
                         closes.append((session, comm, .reload))
                     }
@@ -70,64 +84,99 @@ struct HandlerSwap {
         }
 
         // Prepare: nothing observable changes until every hand-off succeeded.
-        for i in moves.indices {
+        // A restore that cannot read the old state closes that comm instead.
+        var handedOff: [Move] = []
+        for move in moves {
+            var move = move
             do {
-                moves[i].instance = try handOff(&moves[i])
+                if try handOff(&move) {
+                    handedOff.append(move)
+                } else {
+                    closes.append((move.session, move.comm, .reload))
+                }
             } catch {
-                abandon(moves[...i])
+                abandon(handedOff + [move])
+                for library in leaving { library.setAccepting(true) }
                 throw error
             }
         }
 
         // Commit.
         manager.targets.replace(with: table)
-        for move in moves {
+        for move in handedOff {
+            let old = move.comm.handler.library
+            move.session.finishTasks { $0.comm === move.comm && $0.library === old }
             move.comm.handler = move.handler
             move.comm.instance = move.instance
         }
         for (session, comm, cause) in closes {
             session.closeHeld(comm, cause: cause, data: cause == .reload ? reloadedData : [])
         }
-        return Report(handedOff: moves.count, closed: closes.count, heldSeconds: MonotonicClock.seconds() - started)
+        for session in held {
+            let serving = session.libraries
+            for old in leaving where serving.contains(where: { $0 === old }) {
+                session.endLibrary(old, cause: joining.contains { $0.path == old.path } ? .handedOff : .removed)
+            }
+            for new in joining {
+                let resumed = serving.contains { old in old.path == new.path && leaving.contains { $0 === old } }
+                session.startLibrary(new, cause: resumed ? .resumed : .started)
+            }
+        }
+        return Report(handedOff: handedOff.count, closed: closes.count, heldSeconds: MonotonicClock.seconds() - started)
     }
 
     /// One comm moving to a new handler, and the instance restored for it.
     private struct Move {
+        var session: Session
         var comm: Comm
         var handler: Handler
         var instance: UnsafeMutableRawPointer? = nil
         var restored = false
     }
 
-    /// Snapshot on the old handler, restore on the new one, and the round-trip check.
-    private static func handOff(_ move: inout Move) throws(Failure) -> UnsafeMutableRawPointer? {
+    /// Snapshot on the old handler, restore on the new one, and (between two
+    /// builds of the same version) the round-trip check. Returns false when
+    /// the new version's restore answered `COMMHOST_ESTATE`: that comm is to
+    /// be closed, the reload goes on.
+    private static func handOff(_ move: inout Move) throws(Failure) -> Bool {
         let comm = move.comm
+        let oldVersion = comm.handler.library.version
+        let newVersion = move.handler.library.version
+        let where_ = "comm \"\(comm.id)\" (target \(comm.targetName))"
+        let state: [UInt8]
         do {
-            let state = try comm.handler.snapshot(instance: comm.instance, comm: comm)
-            let instance = try move.handler.restore(comm: comm, state: state)
-            move.instance = instance
-            move.restored = true
-            let again = try move.handler.snapshot(instance: instance, comm: comm)
-            guard again == state else {
-                throw Failure(step: "round trip", reason: "comm \"\(comm.id)\" (target \(comm.targetName)): the new version's snapshot of the restored state (\(again.count) bytes) differs from the old version's (\(state.count) bytes)")
-            }
-            return instance
-        } catch let error as PluginCallError {
-            throw Failure(step: move.restored ? "snapshot (new version)" : "hand-off", reason: "comm \"\(comm.id)\" (target \(comm.targetName)): \(error)")
-        } catch let failure as Failure {
-            throw failure
+            state = try comm.handler.snapshot(instance: comm.instance, comm: comm)
         } catch {
-            throw Failure(step: "hand-off", reason: "\(error)")
+            throw Failure(step: "snapshot (old version)", reason: "\(where_): \(error)")
         }
+        do {
+            move.instance = try move.handler.restore(comm: comm, fromVersion: oldVersion, state: state)
+            move.restored = true
+        } catch where error.status == COMMHOST_ESTATE {
+            return false
+        } catch {
+            throw Failure(step: "restore (new version)", reason: "\(where_): \(error); to proceed, make restore read version \(oldVersion)'s state, or return COMMHOST_ESTATE for it so such comms are closed with {\"reason\":\"reloaded\"}")
+        }
+        guard oldVersion == newVersion else { return true }
+        let again: [UInt8]
+        do {
+            again = try move.handler.snapshot(instance: move.instance, comm: comm)
+        } catch {
+            throw Failure(step: "snapshot (new version)", reason: "\(where_): \(error)")
+        }
+        guard again == state else {
+            throw Failure(step: "round trip", reason: "\(where_): the new build's snapshot of the restored state (\(again.count) bytes) differs from the old build's (\(state.count) bytes), and both say version \(newVersion); to proceed, give the new build another version text (restore then receives the old one and may migrate, and no round trip is compared), or keep the state format")
+        }
+        return true
     }
 
     /// Destroys instances restored for a hand-off that will not happen: the
     /// new handler's close callback (cause reload) frees each. The old
     /// instances are untouched and go on serving.
-    private static func abandon(_ moves: ArraySlice<Move>) {
+    private static func abandon(_ moves: [Move]) {
         for move in moves where move.restored {
             OwnedMessage(data: reloadedData).withMessage { message in
-                move.handler.close(instance: move.instance, comm: move.comm, message: message, cause: CloseCause.reload.cValue)
+                move.handler.close(instance: move.instance, comm: move.comm, message: message, cause: .reload)
             }
         }
     }

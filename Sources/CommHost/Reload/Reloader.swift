@@ -49,7 +49,7 @@ public final class Reloader: @unchecked Sendable {
         queue.sync {
             watcher?.stop()
             watcher = nil
-            for library in libraries.values { library.retire() }
+            for library in libraries.values { library.retire(unmap: false) }
             libraries = [:]
         }
     }

@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+
+/// One thread that runs closures at deadlines on the monotonic clock: the
+/// clock behind plugin timers. A closure should only hand work elsewhere
+/// (it runs on the timer thread, so a slow one delays the others).
+final class TimerQueue: @unchecked Sendable {
+    // @unchecked: `entries`, `nextID` and `started` are only touched holding `lock`.
+
+    /// The process's queue, started on first use.
+    static let shared = TimerQueue()
+
+    private struct Entry {
+        var deadline: UInt64
+        var id: UInt64
+        var fire: @Sendable () -> Void
+    }
+
+    private let lock = ConditionLock()
+    /// Kept sorted by deadline, soonest last (timers are few; removal is by id).
+    private var entries: [Entry] = []
+    private var nextID: UInt64 = 1
+    private var started = false
+
+    /// Runs `fire` on the timer thread once `nanoseconds` have passed.
+    /// Returns an id for `cancel`.
+    @discardableResult
+    func schedule(afterNanoseconds nanoseconds: UInt64, _ fire: @escaping @Sendable () -> Void) -> UInt64 {
+        let deadline = MonotonicClock.nanoseconds() &+ min(nanoseconds, UInt64(Int64.max) / 2)
+        return lock.withLock {
+            if !started {
+                started = true
+                let thread = Thread { [self] in run() }
+                thread.name = "commhost-timers"
+                thread.start()
+            }
+            let id = nextID
+            nextID += 1
+            let index = entries.firstIndex { $0.deadline <= deadline } ?? entries.count
+            entries.insert(Entry(deadline: deadline, id: id, fire: fire), at: index)
+            lock.broadcast()
+            return id
+        }
+    }
+
+    /// Removes a closure that has not fired yet; false when it already has (or never was).
+    @discardableResult
+    func cancel(_ id: UInt64) -> Bool {
+        lock.withLock {
+            guard let index = entries.firstIndex(where: { $0.id == id }) else { return false }
+            entries.remove(at: index)
+            return true
+        }
+    }
+
+    private func run() {
+        lock.lock()
+        while true {
+            guard let soonest = entries.last else {
+                lock.wait()
+                continue
+            }
+            let now = MonotonicClock.nanoseconds()
+            if soonest.deadline > now {
+                lock.wait(seconds: Double(soonest.deadline - now) / 1e9)
+                continue
+            }
+            entries.removeLast()
+            lock.unlock()
+            soonest.fire()
+            lock.lock()
+        }
+    }
+}
