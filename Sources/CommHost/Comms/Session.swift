@@ -421,22 +421,31 @@ public final class Session: @unchecked Sendable {
     /// library its session_end, and the output is finished. Once it has
     /// begun, host open and scheduling in this session return ECLOSED.
     public func end(cause: CloseCause) {
-        let all = output.withLock { () -> [Comm] in
+        output.withLock {
             ending = true
-            let all = comms.withLock { table -> [Comm] in
-                defer { table.removeAll() }
-                return Array(table.values)
-            }
-            for comm in all { comm.closed = true }
-            return all
+            blocked.removeAll()
         }
         serialized {
             inputClosed = true
-            for comm in all {
-                OwnedMessage.empty.withMessage { runClose(comm, cause: cause, message: $0) }
+            // Until no comm is left: a client comm_open handled while the
+            // ending began may have added one. Closes and tasks queued
+            // meanwhile (a plugin thread's close) run here too, so
+            // session_end comes after every close callback.
+            while true {
+                let all = output.withLock { () -> [Comm] in
+                    let all = comms.withLock { table -> [Comm] in
+                        defer { table.removeAll() }
+                        return Array(table.values)
+                    }
+                    for comm in all { comm.closed = true }
+                    return all
+                }
+                guard !all.isEmpty else { break }
+                for comm in all {
+                    OwnedMessage.empty.withMessage { runClose(comm, cause: cause, message: $0) }
+                }
+                drainJobs()
             }
-            // Closes and tasks queued meanwhile (a plugin thread's close) run
-            // before session_end, so it comes after every close callback.
             drainJobs()
             tasks.withLock { $0.closed = true }
             for library in libraries.reversed() { endLibrary(library, cause: cause.sessionCause) }
@@ -539,6 +548,7 @@ public final class Session: @unchecked Sendable {
         case .writable:
             let waiting = output.withLock { () -> [PluginLibrary] in
                 writableQueued = false
+                guard !ending else { return [] }
                 defer { blocked.removeAll() }
                 return blocked
             }
@@ -791,7 +801,7 @@ public final class Session: @unchecked Sendable {
     private func checkOutgoing(_ message: UnsafePointer<commhost_message>?, commID: String, parent: UnsafeRawBufferPointer?,
                                extra: Int = 0) -> commhost_status {
         var size = commID.utf8.count + (parent?.count ?? 0) + extra
-        guard let m = message?.pointee else { return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
+        guard let m = message.map({ ABIStruct.read($0) }) else { return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
         guard m.struct_size >= Self.messageSize1_0 else { return COMMHOST_EINVAL }
         size += m.data.len + m.metadata.len
         for slice in [m.data, m.metadata] where slice.len > 0 {
@@ -832,7 +842,7 @@ public final class Session: @unchecked Sendable {
     private func withOutgoing(_ message: UnsafePointer<commhost_message>?,
                               _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status) -> commhost_status {
         let none = UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let m = message?.pointee else { return body(none, none, []) }
+        guard let m = message.map({ ABIStruct.read($0) }) else { return body(none, none, []) }
         let data = m.data.len > 0 ? UnsafeRawBufferPointer(start: m.data.ptr, count: m.data.len) : none
         let metadata = m.metadata.len > 0 ? UnsafeRawBufferPointer(start: m.metadata.ptr, count: m.metadata.len) : none
         var buffers: [UnsafeRawBufferPointer] = []

@@ -31,27 +31,28 @@ public final class Handler: @unchecked Sendable {
     /// past its struct_size absent. Throws a reason when it is too small or
     /// has no name or no open callback.
     init(raw: UnsafePointer<commhost_handler>, library: PluginLibrary) throws(HandlerRefusal) {
-        let size = raw.pointee.struct_size
+        let size = ABIStruct.declaredSize(raw)
         guard size >= Self.minimumSize else {
             throw HandlerRefusal(reason: "struct_size \(size) is smaller than ABI 1.0's commhost_handler (\(Self.minimumSize) bytes)")
         }
-        guard let cName = raw.pointee.name, cName.pointee != 0 else {
+        let table = ABIStruct.read(raw)
+        guard let cName = table.name, cName.pointee != 0 else {
             throw HandlerRefusal(reason: "has no name")
         }
         guard let name = String(validatingCString: cName) else {
             throw HandlerRefusal(reason: "name is not valid UTF-8")
         }
-        guard let open = raw.pointee.open else {
+        guard let open = table.open else {
             throw HandlerRefusal(reason: "\"\(name)\" has no open callback", name: name)
         }
         self.name = name
         self.library = library
         self.raw = raw
         openFn = open
-        messageFn = raw.pointee.message
-        closeFn = raw.pointee.close
-        snapshotFn = raw.pointee.snapshot
-        restoreFn = raw.pointee.restore
+        messageFn = table.message
+        closeFn = table.close
+        snapshotFn = table.snapshot
+        restoreFn = table.restore
     }
 
     /// Whether this handler implements both halves of the reload hand-off.

@@ -125,12 +125,13 @@ public final class PluginLibrary: @unchecked Sendable {
 
     private init(path: String, stagedPath: String, sha256: String, config: [UInt8], containsSwift: Bool,
                  descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary, staging: StagingArea, logger: Logger) throws(LoadError) {
-        let size = descriptor.pointee.struct_size
+        let size = ABIStruct.declaredSize(descriptor)
         let versionsEnd = MemoryLayout<commhost_plugin>.offset(of: \.abi_minor)! + 2
         guard size >= versionsEnd else {
             throw LoadError(.badDescriptor, path: path, reason: "descriptor struct_size \(size) is too small to hold its ABI version (need \(Self.minimumDescriptorSize))")
         }
-        let major = descriptor.pointee.abi_major, minor = descriptor.pointee.abi_minor
+        let plugin = ABIStruct.read(descriptor)
+        let major = plugin.abi_major, minor = plugin.abi_minor
         guard major == COMMHOST_ABI_MAJOR else {
             throw LoadError(.badDescriptor, path: path, reason: "ABI major version \(major) is not supported (this host speaks \(COMMHOST_ABI_MAJOR).\(COMMHOST_ABI_MINOR)); rebuild it against this host's comm_plugin.h")
         }
@@ -150,17 +151,17 @@ public final class PluginLibrary: @unchecked Sendable {
         self.logger = logger
         abiMajor = major
         abiMinor = minor
-        concurrent = descriptor.pointee.flags & COMMHOST_PLUGIN_CONCURRENT != 0
-        name = descriptor.pointee.name.flatMap { String(validatingCString: $0) } ?? ""
-        version = descriptor.pointee.version.flatMap { String(validatingCString: $0) } ?? ""
-        deinitFn = descriptor.pointee.deinit
-        initFn = descriptor.pointee.`init`
-        sessionStartFn = descriptor.pointee.session_start
-        sessionEndFn = descriptor.pointee.session_end
-        sessionWritableFn = descriptor.pointee.session_writable
+        concurrent = plugin.flags & COMMHOST_PLUGIN_CONCURRENT != 0
+        name = plugin.name.flatMap { String(validatingCString: $0) } ?? ""
+        version = plugin.version.flatMap { String(validatingCString: $0) } ?? ""
+        deinitFn = plugin.deinit
+        initFn = plugin.`init`
+        sessionStartFn = plugin.session_start
+        sessionEndFn = plugin.session_end
+        sessionWritableFn = plugin.session_writable
 
-        let count = descriptor.pointee.handler_count
-        guard count > 0, let table = descriptor.pointee.handlers else {
+        let count = plugin.handler_count
+        guard count > 0, let table = plugin.handlers else {
             throw LoadError(.badHandler, path: path, reason: "descriptor lists no handlers")
         }
         var seen = Set<String>()
