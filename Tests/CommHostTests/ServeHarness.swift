@@ -484,9 +484,10 @@ enum ServeFixture {
     }
 
     /// A manifest in a fresh private folder binding `probe.target` (handler
-    /// `probe`, with an events file), `commhost.echo` and `commhost.counter`,
-    /// with `limits` (manifest keys) when given.
-    static func setUp(_ test: XCTestCase, limits: [String: Int] = [:]) throws -> ProbeSetup {
+    /// `probe`, with an events file and the members `config` adds to its
+    /// config, e.g. `"open_on_start": true`), `commhost.echo` and
+    /// `commhost.counter`, with `limits` (manifest keys) when given.
+    static func setUp(_ test: XCTestCase, limits: [String: Int] = [:], config: String = "") throws -> ProbeSetup {
         let directory = try TestSupport.temporaryDirectory(test)
         let events = directory + "/events.log"
         // Written by hand: JSONSerialization would escape "/" as "\/", and the
@@ -498,7 +499,7 @@ enum ServeFixture {
               "plugin_paths": [\(Frame.quoted(try probeDirectory()))],
               "targets": [
                 {"target_name": "probe.target", "library": "libprobe.so", "handler": "probe",
-                 "config": {"events_file": \(Frame.quoted(events))}},
+                 "config": {"events_file": \(Frame.quoted(events))\(config.isEmpty ? "" : ", " + config)}},
                 {"target_name": "commhost.echo", "library": "libEchoPlugin.so", "handler": "echo"},
                 {"target_name": "commhost.counter", "library": "libCounterPlugin.so", "handler": "counter"}
               ]\(limits.isEmpty ? "" : ",\n  \"limits\": {\(limitsText)}")
