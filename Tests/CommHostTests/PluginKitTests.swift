@@ -560,6 +560,22 @@ final class PluginKitTests: XCTestCase {
         XCTAssertTrue(KitTestHost.opens().isEmpty)
     }
 
+    func testOpenTowardTheClientWhoseInstanceThrowsClosesTheNewCommAndRethrows() throws {
+        let library = try loadProbe().initialized()
+        let session = KitTestHost.makeSession(id: "s1")
+        XCTAssertEqual(library.startSession(session, cause: COMMHOST_SESSION_STARTED), COMMHOST_OK)
+        let comm = KitTestHost.makeComm(id: "p1", in: session)
+        let instance = try library.open(comm, data: "{}")
+        XCTAssertEqual(library.message(instance, comm, data: #"{"method":"open_failing"}"#), COMMHOST_ELIMIT)
+        XCTAssertEqual(KitTestHost.errors().last, "no greeter today")
+        let open = try XCTUnwrap(KitTestHost.opens().first)
+        XCTAssertEqual(KitTestHost.closes().map(\.comm), [KitTestHost.commID(open.comm)], "the kit closed the comm it could not serve")
+        library.use(handler: "greeter")
+        library.close(try XCTUnwrap(open.instance), open.comm, cause: COMMHOST_CLOSE_PLUGIN)
+        XCTAssertEqual(KitTestHost.references(open.comm), 0, "its close callback gave back the reference from open")
+        XCTAssertFalse(KitTestHost.logs().contains { $0.contains("greeter closed") }, "there was no instance to tell")
+    }
+
     func testSessionWritableReachesTheLibrary() throws {
         let library = try loadProbe().initialized()
         let session = KitTestHost.makeSession(id: "s1")
@@ -865,6 +881,10 @@ private enum ProbePlugin {
                     try? comm.send(json: Reply(method: "state", text: state))
                 }
                 done.wait()
+            case "open_failing":
+                try comm.session.open(target: "probe.greeting") { (_: Comm) -> Greeter in
+                    throw PluginError(.limitExceeded, "no greeter today")
+                }
             case "post":
                 let token = Token(comm.host, "post")
                 try comm.post { (me: Probe) in
