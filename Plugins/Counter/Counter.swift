@@ -10,7 +10,10 @@ import CommPluginKit
 ///   not understood.
 ///
 /// It hands off its value on reload, so a counter keeps counting across a
-/// rebuild of this library.
+/// rebuild of this library: restore reads its own `State` from whatever
+/// version saved it (HandsOffState's default decodeState), and state it
+/// cannot read closes that comm while the reload goes on. It keeps nothing
+/// per library or per session, so it exports no CommLibrary type.
 final class Counter: HandsOffState {
     static let handlerName = "counter"
 

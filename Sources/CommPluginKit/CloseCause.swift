@@ -22,7 +22,7 @@ public enum CloseCause: Hashable, Sendable {
     /// own cause: the host does not close a handed-off comm.)
     case handedOff
     /// A cause this version of the kit does not know (from a newer host).
-    case other(UInt32)
+    case other(Int32)
 
     /// The cause for a `commhost_close_cause` value.
     init(_ cause: commhost_close_cause) {
@@ -33,7 +33,7 @@ public enum CloseCause: Hashable, Sendable {
         case COMMHOST_CLOSE_SHUTDOWN: self = .shutdown
         case COMMHOST_CLOSE_REMOVED: self = .removed
         case COMMHOST_CLOSE_RELOAD: self = .reload
-        default: self = .other(cause.rawValue)
+        default: self = .other(cause)
         }
     }
 }

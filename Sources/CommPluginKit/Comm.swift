@@ -1,51 +1,80 @@
 import CommPluginAPI
 
 /// One comm, as a handler sees it: send messages on it, close it, read its
-/// id and target name.
+/// id and target name, and schedule work for its instance.
 ///
 /// A `Comm` holds its own reference to the host's comm handle
-/// (`retain_comm` when the kit makes it, `release_comm` when the last
-/// reference to it goes), so it stays safe to use from any thread and for as
-/// long as you keep it: once the comm has closed, ``send(_:)`` and
-/// ``close(_:)`` throw ``PluginError`` with ``PluginStatus/closed`` instead
-/// of failing worse. Sends leave in the order they were issued.
+/// (`retain_comm` when the kit makes it for a comm the client opened, the
+/// reference `open` hands back for one the plugin opened; `release_comm`
+/// when the last reference to the object goes), so it stays safe to use from
+/// any thread and for as long as you keep it: once the comm has closed,
+/// ``send(_:)`` and ``close(_:)`` throw ``PluginError`` with
+/// ``PluginStatus/closed`` instead of failing worse. Sends leave in the order
+/// they were issued.
 public final class Comm: @unchecked Sendable {
-    // @unchecked: `handle` is immutable and kept valid by the reference this
-    // object holds; the host functions called with it are [any-thread].
+    // @unchecked: `handle`, `session`, `id` and `targetName` are immutable;
+    // the handle is kept valid by the reference this object holds and the
+    // host functions called with it are [any-thread]. `box` is written once
+    // in the open or restore callback (or Session.open) and read by this
+    // comm's tasks, all on the session's serialized context, which the host
+    // never runs on two threads at once.
 
+    /// The session the comm belongs to.
+    public let session: Session
+    /// The comm's id (`comm_id`).
+    public let id: String
+    /// The comm's `target_name`.
+    public let targetName: String
     /// The host this comm's library was loaded by.
-    public let host: PluginHost
+    public var host: PluginHost { session.host }
+
     let handle: OpaquePointer
+    /// The instance serving the comm (the host holds the box until close).
+    private(set) weak var box: InstanceBox?
+
+    /// Wraps `handle`, whose reference the caller hands over (from host open).
+    init(adopting handle: OpaquePointer, session: Session) {
+        self.handle = handle
+        self.session = session
+        let table = session.host.live
+        self.id = table?.commID(handle) ?? ""
+        self.targetName = table?.targetName(handle) ?? ""
+    }
 
     /// Wraps `handle` and takes a reference on it.
-    init(retaining handle: OpaquePointer, host: PluginHost) {
-        self.handle = handle
-        self.host = host
-        host.retain(handle)
+    convenience init(retaining handle: OpaquePointer, session: Session) throws {
+        let status = try session.host.liveTable(for: "a comm").retain(comm: handle)
+        guard status == .ok else {
+            throw PluginError(status, "the host refused a reference on a comm handle (\(status))")
+        }
+        self.init(adopting: handle, session: session)
     }
 
     deinit {
-        host.release(handle)
+        _ = session.host.live?.release(comm: handle)
     }
 
-    /// The comm's id (`comm_id`), "" once the library is retired.
-    public var id: String {
-        guard !host.isRetired, let commID = host.api.pointee.comm_id else { return "" }
-        return String(commhost: commID(handle))
+    /// Records the instance that serves this comm.
+    func serve(from box: InstanceBox) {
+        self.box = box
     }
 
-    /// The comm's `target_name`, "" once the library is retired.
-    public var targetName: String {
-        guard !host.isRetired, let targetName = host.api.pointee.target_name else { return "" }
-        return String(commhost: targetName(handle))
+    /// The library's ``CommLibrary`` as `Library`. Throws ``PluginError``
+    /// when the library exported another type.
+    public func library<Library: CommLibrary>(as type: Library.Type = Library.self) throws -> Library {
+        try session.library(as: type)
     }
 
     /// Sends a comm_msg with `message` to the client. Throws ``PluginError``
     /// with the host's status: ``PluginStatus/closed`` once the comm has
-    /// closed, ``PluginStatus/invalidJSON`` when data or metadata is not a
-    /// JSON object, ``PluginStatus/limitExceeded`` when it is too large.
+    /// closed, ``PluginStatus/backpressure`` when the session's outbound
+    /// queue is full (nothing was sent; send again after
+    /// ``CommLibrary/sessionWritable(_:)``), ``PluginStatus/invalidJSON`` when
+    /// data or metadata is not a JSON object, ``PluginStatus/limitExceeded``
+    /// when it is too large.
     public func send(_ message: CommMessage) throws {
-        try call("send", message) { host.api.pointee.send }
+        let status = try host.liveTable(for: "send on comm \"\(id)\"").send(handle, message)
+        try check(status, "send")
     }
 
     /// Sends a comm_msg whose data is `value` encoded as JSON (sorted keys;
@@ -56,11 +85,12 @@ public final class Comm: @unchecked Sendable {
 
     /// Closes the comm: sends comm_close with `message` (empty data means
     /// `{}`); the handler's ``CommHandler/close(cause:message:)`` then runs
-    /// with ``CloseCause/plugin`` (right after the current callback when
-    /// called from one). Throws ``PluginError`` with
+    /// with ``CloseCause/plugin`` (after the current callback, when called
+    /// from one). Never refused for backpressure. Throws ``PluginError`` with
     /// ``PluginStatus/closed`` when the comm was already closed.
     public func close(_ message: CommMessage = CommMessage()) throws {
-        try call("close", message) { host.api.pointee.close }
+        let status = try host.liveTable(for: "close of comm \"\(id)\"").close(handle, message)
+        try check(status, "close")
     }
 
     /// Closes the comm with data `value` encoded as JSON. Throws as ``close(_:)``.
@@ -68,27 +98,57 @@ public final class Comm: @unchecked Sendable {
         try close(CommMessage(json: value))
     }
 
-    private typealias HostSend = @convention(c) (OpaquePointer?, UnsafePointer<commhost_message>?) -> commhost_status
+    /// Runs `task` with the comm's instance on the comm's serialized context,
+    /// after the callback running there now, never alongside another call of
+    /// the session, so the instance needs no lock. From any thread. The task
+    /// does not run if the comm closes first. What it throws is logged.
+    /// `Handler` is the comm's handler type: `comm.post { (me: Clock) in try me.tick() }`.
+    /// Throws ``PluginError`` (``PluginStatus/closed`` once the comm has closed).
+    public func post<Handler: CommHandler>(_ task: @escaping @Sendable (Handler) throws -> Void) throws {
+        try scheduled(task, repeats: false, what: "a task of comm \"\(id)\"").post(comm: handle)
+    }
 
-    private func call(_ what: String, _ message: CommMessage, function: () -> HostSend?) throws {
-        guard !host.isRetired else {
-            throw PluginError(.closed, "\(what) on a comm after its library was retired; stop sending when the handler closes")
+    /// Runs `task` with the comm's instance on the comm's serialized context
+    /// `delay` from now and then, when `period` is given, every `period` (a
+    /// period is skipped while the previous run has not finished), until
+    /// cancelled or the comm closes (its timers end before its close
+    /// callback). From any thread. Throws as ``post(_:)``.
+    @discardableResult
+    public func startTimer<Handler: CommHandler>(after delay: Duration, every period: Duration? = nil,
+                                                 _ task: @escaping @Sendable (Handler) throws -> Void) throws
+        -> HostTimer {
+        try scheduled(task, repeats: period != nil, what: "a timer of comm \"\(id)\"")
+            .startTimer(comm: handle, delay: delay, period: period)
+    }
+
+    private func scheduled<Handler: CommHandler>(_ task: @escaping @Sendable (Handler) throws -> Void, repeats: Bool,
+                                                 what: String) -> ScheduledTask {
+        ScheduledTask(session: session, repeats: repeats, what: what) { [self] in
+            guard let handler = box?.handler as? Handler else {
+                let actual = box?.handler.map { "\(type(of: $0))" } ?? "no instance"
+                throw PluginError(.failed, "\(what) takes a \(Handler.self), but the comm is served by \(actual)")
+            }
+            try task(handler)
         }
-        guard let function = function() else {
-            throw PluginError(.unsupported, "the host offers no \(what) function")
-        }
-        let status = PluginStatus(rawValue: message.withBorrowed { function(handle, $0) })
+    }
+
+    private func check(_ status: PluginStatus, _ what: String) throws {
         guard status == .ok else {
             throw PluginError(status, "\(what) on comm \"\(id)\" (target \"\(targetName)\") failed: \(Self.explain(status))")
         }
     }
 
-    private static func explain(_ status: PluginStatus) -> String {
+    /// What a refusal by the host means, for an error message.
+    static func explain(_ status: PluginStatus) -> String {
         switch status {
         case .closed: "the comm is closed or its session has ended (\(status))"
+        case .backpressure: "the session's outbound queue is full and nothing was sent; "
+            + "send again after the library's sessionWritable (\(status))"
         case .invalidJSON: "data and metadata must each be a JSON object or empty (\(status))"
         case .limitExceeded: "the message exceeds a host limit (\(status))"
         case .invalidArgument: "the host refused the arguments (\(status))"
+        case .alreadyExists: "a comm with this id is already open in the session (\(status))"
+        case .invalidHandle: "the host does not know the handle (\(status))"
         default: "\(status)"
         }
     }

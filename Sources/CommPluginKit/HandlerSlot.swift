@@ -1,6 +1,9 @@
-/// One handler type registered with ``PluginExport``, at a fixed index that
-/// its open and restore callbacks carry.
-struct HandlerSlot: Sendable {
+import CommPluginAPI
+
+/// One handler type registered with ``PluginExport``: its descriptor's
+/// `handler_data` points at it, so one C function per callback kind serves
+/// every handler.
+final class HandlerSlot: Sendable {
     /// ``CommHandler/handlerName``.
     let name: String
     /// The type open instantiates.
@@ -15,13 +18,16 @@ struct HandlerSlot: Sendable {
         self.handsOffType = type as? any HandsOffState.Type
     }
 
-    /// Builds an instance from saved state bytes.
-    static func restore<Handler: HandsOffState>(_ type: Handler.Type, comm: Comm,
+    /// The slot a callback's `handler` argument stands for.
+    static func borrow(_ handler: UnsafePointer<commhost_handler>?) -> HandlerSlot? {
+        guard let data = handler?.pointee.handler_data else { return nil }
+        return Unmanaged<HandlerSlot>.fromOpaque(data).takeUnretainedValue()
+    }
+
+    /// Builds an instance from saved state bytes written by `version`.
+    static func restore<Handler: HandsOffState>(_ type: Handler.Type, comm: Comm, fromVersion version: String,
                                                 state bytes: [UInt8]) throws -> Handler {
-        let state = try JSONCoding.decode(Handler.State.self, from: bytes,
-                                          what: "the saved state of handler \"\(Handler.handlerName)\"",
-                                          status: .unreadableState, emptyIsObject: false)
-        return try Handler(comm: comm, restoring: state)
+        try Handler(comm: comm, restoring: Handler.decodeState(bytes, fromVersion: version))
     }
 
     /// The JSON bytes of an instance's state.

@@ -1,29 +1,55 @@
-/// What the host holds as a comm's instance pointer: the handler and the
-/// host it belongs to, retained from open (or restore) until close.
+/// What the host holds as a comm's instance pointer: the handler instance,
+/// its comm and its library, retained from open (or restore) until close.
 final class InstanceBox: @unchecked Sendable {
-    // @unchecked: the host serializes every callback for one comm, and only
-    // callbacks touch `handler` and `snapshotted` (retire runs after all of
-    // them); `host` is immutable and Sendable.
+    // @unchecked: `comm` and `handler` are set once, before the box's pointer
+    // is given to the host (open, restore) or, for a comm the plugin opened,
+    // right after host open returns and still on the session's serialized
+    // context, so before any callback for the comm can run. From then on only
+    // this comm's callbacks and tasks touch `handler` and `snapshotted`, all
+    // on that context (the library's retire runs after all of them);
+    // `slot` and `runtime` are immutable and Sendable.
 
-    let handler: any CommHandler
-    let host: PluginHost
+    let slot: HandlerSlot
+    let runtime: LibraryRuntime
+    private(set) var comm: Comm?
+    /// Nil only for a comm the plugin opened whose instance could not be made.
+    var handler: (any CommHandler)?
     /// Set when a snapshot succeeded, so close knows to take it off the
-    /// host's hand-off list.
+    /// library's hand-off list.
     var snapshotted = false
 
-    init(handler: any CommHandler, host: PluginHost) {
-        self.handler = handler
-        self.host = host
+    init(slot: HandlerSlot, runtime: LibraryRuntime) {
+        self.slot = slot
+        self.runtime = runtime
+    }
+
+    /// Ties the box and `comm` together (the comm finds its instance for tasks).
+    func attach(_ comm: Comm) {
+        self.comm = comm
+        comm.serve(from: self)
+    }
+
+    /// The handle of the session whose serialized context runs this comm.
+    var sessionHandle: OpaquePointer? { comm?.session.handle }
+
+    /// The library dropping an instance it handed off: it sees close with
+    /// ``CloseCause/handedOff``, and the host's reference is given back (the
+    /// host never closes a handed-off instance).
+    func closeHandedOff() {
+        SerializedContext.run(on: sessionHandle) {
+            handler?.close(cause: .handedOff, message: CommMessage())
+        }
+        releaseHostReference()
     }
 
     /// A +1 pointer for `*out_instance`; balanced by ``take(_:)`` in close, or
-    /// by ``releaseHostReference()`` when a handed-off instance is dropped.
+    /// by ``releaseHostReference()``.
     func retainedPointer() -> UnsafeMutableRawPointer {
         Unmanaged.passRetained(self).toOpaque()
     }
 
     /// Gives back the reference ``retainedPointer()`` made, for an instance
-    /// the host will never close (it was handed off).
+    /// the host will never close.
     func releaseHostReference() {
         Unmanaged.passUnretained(self).release()
     }

@@ -2,42 +2,43 @@ import CommPluginAPI
 import Glibc
 import Synchronization
 
-/// Turns handler types into the C descriptor the host loads.
+/// Turns a library type and handler types into the C descriptor the host loads.
 ///
 /// Export a library from its entry function:
 ///
 /// ```swift
 /// @c(commhost_plugin_entry)
 /// public func commhostPluginEntry() -> UnsafeRawPointer? {
-///     PluginExport.descriptor(name: "counter", version: "1.0.0", handlers: [Counter.self])
+///     PluginExport.descriptor(name: "dashboard", version: "1.0.0", library: Dashboard.self,
+///                             handlers: [Clock.self, Chart.self])
 /// }
 /// ```
 /// (`@_cdecl("commhost_plugin_entry")` works too.)
 public enum PluginExport {
-    /// The most handler types one library can export.
-    public static let maxHandlers = handlerSlotCount
-
     /// The library's `commhost_plugin` descriptor, built on the first call
     /// and kept for the life of the process; later calls return the same
     /// pointer whatever their arguments.
     ///
     /// The descriptor has ABI version `COMMHOST_ABI_MAJOR.COMMHOST_ABI_MINOR`,
-    /// one `commhost_handler` per type in `handlers`, in order, named by its
-    /// ``CommHandler/handlerName``, with snapshot and restore only for types
-    /// adopting ``HandsOffState``. It sets `COMMHOST_PLUGIN_CONCURRENT` only
-    /// when `concurrent` is true: pass true only if every handler type's
-    /// instances may run on different threads at once (each instance's own
-    /// calls stay serialized either way).
+    /// the library's init, deinit and session callbacks (served by `library`,
+    /// or by a library that keeps nothing when it is nil), and one
+    /// `commhost_handler` per type in `handlers`, in order (as many as you
+    /// like), named by its ``CommHandler/handlerName``, with snapshot and
+    /// restore only for types adopting ``HandsOffState``. It sets
+    /// `COMMHOST_PLUGIN_CONCURRENT` only when `concurrent` is true: pass true
+    /// only if the library type and every handler type may serve different
+    /// sessions on different threads at once (each session's own calls stay
+    /// serialized either way).
     ///
     /// Returns nil, and writes why to standard error, when `name` or
-    /// `version` is empty, `handlers` is empty or has more than
-    /// ``maxHandlers`` types, or two handlers share a name; the host then
-    /// refuses the library.
+    /// `version` is empty, `handlers` is empty, or two handlers share a name;
+    /// the host then refuses the library.
     public static func descriptor(name: String, version: String, concurrent: Bool = false,
+                                  library: (any CommLibrary.Type)? = nil,
                                   handlers: [any CommHandler.Type]) -> UnsafeRawPointer? {
-        registration.withLock { registration in
-            if let registration {
-                return registration.descriptor
+        registered.withLock { registered in
+            if let registered {
+                return registered.descriptor
             }
             let slots = handlers.map(HandlerSlot.init)
             if let problem = problem(name: name, version: version, slots: slots) {
@@ -46,23 +47,21 @@ public enum PluginExport {
                 return nil
             }
             let descriptor = build(name: name, version: version, concurrent: concurrent, slots: slots)
-            registration = Registration(descriptor: descriptor, slots: slots)
+            registered = Registration(descriptor: descriptor, version: version,
+                                      library: library ?? DefaultLibrary.self, slots: slots)
             return descriptor
         }
     }
 
-    /// The handler types of the descriptor, or nil before it was built.
-    static func registeredSlots() -> [HandlerSlot]? {
-        registration.withLock { $0?.slots }
+    /// What the descriptor was built from, or nil before it was built.
+    static func registration() -> Registration? {
+        registered.withLock { $0 }
     }
 
     private static func problem(name: String, version: String, slots: [HandlerSlot]) -> String? {
         if name.isEmpty || name.contains("\0") { return "the library name must be non-empty text without NUL" }
         if version.isEmpty || version.contains("\0") { return "the version must be non-empty text without NUL" }
         if slots.isEmpty { return "it exports no handlers; pass at least one CommHandler type" }
-        if slots.count > maxHandlers {
-            return "it exports \(slots.count) handlers, more than the \(maxHandlers) one library can; split it"
-        }
         var seen = Set<String>()
         for slot in slots {
             if slot.name.isEmpty || slot.name.contains("\0") {
@@ -75,7 +74,8 @@ public enum PluginExport {
         return nil
     }
 
-    /// Allocates the C descriptor; it is never freed (a Swift library is never unloaded).
+    /// Allocates the C descriptor; it is never freed (a Swift library is
+    /// never unloaded), and neither are the slots its handlers point at.
     private static func build(name: String, version: String, concurrent: Bool,
                               slots: [HandlerSlot]) -> UnsafeRawPointer {
         let list = UnsafeMutablePointer<UnsafePointer<commhost_handler>?>.allocate(capacity: slots.count)
@@ -83,12 +83,13 @@ public enum PluginExport {
             var handler = commhost_handler()
             handler.struct_size = MemoryLayout<commhost_handler>.stride
             handler.name = UnsafePointer(strdup(slot.name))
-            handler.open = openCallback(slot: index)
-            handler.message = { receiveMessage($0, $1, $2) }
-            handler.close = { closeInstance($0, $1, $2, $3) }
+            handler.handler_data = Unmanaged.passRetained(slot).toOpaque()
+            handler.open = { openInstance($0, $1, $2, $3, $4) }
+            handler.message = { receiveMessage($0, $1, $2, $3) }
+            handler.close = { closeInstance($0, $1, $2, $3, $4) }
             if slot.handsOffType != nil {
-                handler.snapshot = { snapshotInstance($0, $1, $2) }
-                handler.restore = restoreCallback(slot: index)
+                handler.snapshot = { snapshotInstance($0, $1, $2, $3) }
+                handler.restore = { restoreInstance($0, $1, $2, $3, $4, $5) }
             }
             let pointer = UnsafeMutablePointer<commhost_handler>.allocate(capacity: 1)
             pointer.initialize(to: handler)
@@ -105,17 +106,25 @@ public enum PluginExport {
         plugin.`deinit` = { deinitLibrary($0) }
         plugin.handlers = UnsafePointer(list)
         plugin.handler_count = slots.count
+        plugin.session_start = { startSession($0, $1, $2, $3) }
+        plugin.session_end = { endSession($0, $1, $2, $3) }
+        plugin.session_writable = { sessionWritable($0, $1, $2) }
         let pointer = UnsafeMutablePointer<commhost_plugin>.allocate(capacity: 1)
         pointer.initialize(to: plugin)
         return UnsafeRawPointer(pointer)
     }
 }
 
-/// The built descriptor and its handler types, once the entry function ran.
-private struct Registration {
+/// The built descriptor and what it was built from, once the entry function ran.
+struct Registration: @unchecked Sendable {
+    // @unchecked: `descriptor` points at memory written once by build()
+    // before the Registration is published and never changed or freed; the
+    // other fields are immutable Sendable values.
     let descriptor: UnsafeRawPointer
+    let version: String
+    let library: any CommLibrary.Type
     let slots: [HandlerSlot]
 }
 
-/// Set once by the first ``PluginExport/descriptor(name:version:concurrent:handlers:)``.
-private let registration = Mutex<Registration?>(nil)
+/// Set once by the first ``PluginExport/descriptor(name:version:concurrent:library:handlers:)``.
+private let registered = Mutex<Registration?>(nil)

@@ -1,44 +1,30 @@
 import CommPluginAPI
 import Synchronization
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
-/// The host that loaded this library: its function table, the library's
-/// configuration from the manifest, and the host log. One exists per
-/// library `init`; every ``Comm`` reaches it as ``Comm/host``.
+/// The host that loaded this library: the library's configuration from the
+/// manifest, the host's ABI version and the host log. One exists per library
+/// `init`; the ``CommLibrary`` gets it in ``CommLibrary/init(host:)``, and
+/// every ``Comm`` and ``Session`` reaches it as `host`.
 ///
 /// Safe to use from any thread. Once the host retires the library (its
 /// `deinit`), every call through it becomes a no-op or throws
 /// ``PluginStatus/closed``: stop your own threads in
-/// ``CommHandler/close(cause:message:)`` so none is mid-call then.
-public final class PluginHost: @unchecked Sendable {
-    // @unchecked: `api` is an immutable pointer to the host's table, whose
-    // functions the header tags [any-thread] (set_error [callback-thread] is
-    // only called from callbacks); the table is valid until deinit returns,
-    // and `retired` (atomic) stops the kit calling through it after that.
-    // `handedOff` is guarded by its Mutex. Everything else is immutable.
-
+/// ``CommLibrary/shutdown()`` so none is mid-call then.
+public final class PluginHost: Sendable {
     /// The configuration JSON text the manifest gives this library (`null`
     /// when it gives none).
     public let configuration: [UInt8]
     /// The host's ABI version.
     public let abiVersion: (major: Int, minor: Int)
 
-    let api: UnsafePointer<commhost_host_api>
-    let slots: [HandlerSlot]
+    private let table: HostTable
+    /// Set by ``retire()``: the table is not valid past the library's deinit.
     private let retired = Atomic<Bool>(false)
-    /// Instances whose state was snapshotted and that the host has not closed:
-    /// after a successful hand-off they are dropped when the library retires.
-    private let handedOff = Mutex<[ObjectIdentifier: InstanceBox]>([:])
 
-    init(api: UnsafePointer<commhost_host_api>, configuration: [UInt8], slots: [HandlerSlot]) {
-        self.api = api
+    init(table: HostTable, configuration: [UInt8]) {
+        self.table = table
         self.configuration = configuration
-        self.slots = slots
-        self.abiVersion = (Int(api.pointee.abi_major), Int(api.pointee.abi_minor))
+        self.abiVersion = (Int(table.table.pointee.abi_major), Int(table.table.pointee.abi_minor))
     }
 
     /// Decodes ``configuration`` as a `T`. Throws ``PluginError``
@@ -50,13 +36,23 @@ public final class PluginHost: @unchecked Sendable {
 
     /// Writes one line to the host's log under this library's name.
     public func log(_ level: LogLevel, _ message: String) {
-        guard !isRetired, let log = api.pointee.log else { return }
-        message.withCommhostStr { log(level.cValue, $0) }
+        live?.log(level.cValue, message)
     }
 
     // MARK: Kit internals
 
-    var isRetired: Bool { retired.load(ordering: .acquiring) }
+    /// The host's table, or nil once the library is retired.
+    var live: HostTable? {
+        retired.load(ordering: .acquiring) ? nil : table
+    }
+
+    /// The table, or a ``PluginError`` saying that `what` came after the library was retired.
+    func liveTable(for what: String) throws -> HostTable {
+        guard let live else {
+            throw PluginError(.closed, "\(what) after the library was retired; stop your threads in shutdown()")
+        }
+        return live
+    }
 
     /// Hands `error` to the host as the running callback's error text and
     /// returns the status the callback should return (never `COMMHOST_OK`).
@@ -76,48 +72,11 @@ public final class PluginHost: @unchecked Sendable {
 
     /// Records `text` as the running callback's error text.
     func setError(_ text: String) {
-        guard let setError = api.pointee.set_error else { return }
-        text.withCommhostStr { setError($0) }
+        live?.setError(text)
     }
 
-    func retain(_ comm: OpaquePointer) {
-        guard !isRetired else { return }
-        api.pointee.retain_comm?(comm)
-    }
-
-    func release(_ comm: OpaquePointer) {
-        guard !isRetired else { return }
-        api.pointee.release_comm?(comm)
-    }
-
-    func rememberHandedOff(_ box: InstanceBox) {
-        handedOff.withLock { $0[ObjectIdentifier(box)] = box }
-    }
-
-    func forgetHandedOff(_ box: InstanceBox) {
-        _ = handedOff.withLock { $0.removeValue(forKey: ObjectIdentifier(box)) }
-    }
-
-    /// The library's deinit: drops the instances that were handed off (each
-    /// sees close with cause `.handedOff`, and gives back its comm reference
-    /// while the table is still valid), then stops all use of the table.
+    /// Stops every call through the table: the library's deinit is returning.
     func retire() {
-        do {
-            var boxes = handedOff.withLock { list in
-                let boxes = Array(list.values)
-                list.removeAll()
-                return boxes
-            }
-            for box in boxes {
-                box.handler.close(cause: .handedOff, message: CommMessage())
-                // The host never closes a handed-off instance, so its
-                // reference from open is given back here instead.
-                box.releaseHostReference()
-            }
-            // Dropping the boxes here, before `retired` is set, lets each
-            // Comm give its reference back through a table still valid.
-            boxes.removeAll()
-        }
         retired.store(true, ordering: .releasing)
     }
 }
