@@ -134,7 +134,7 @@ final class ReloadTests: XCTestCase {
     }
 
     func testRestoreErrorRollsBack() throws {
-        try assertRollback(["VERSION=2", "RESTORE_FAILS"], step: "hand-off", reason: "tally cannot read this state")
+        try assertRollback(["VERSION=2", "RESTORE_FAILS"], step: "restore (new version)", reason: "tally cannot read this state")
     }
 
     func testRoundTripMismatchRollsBack() throws {

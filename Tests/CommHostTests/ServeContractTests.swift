@@ -27,7 +27,8 @@ final class ServeContractTests: XCTestCase {
         assertJSON(try host.nextFrame().data, #"{"do":"echo","from":"client"}"#)
         host.send(Frame.open("c1", target: "probe.target"))
         _ = try host.sync()
-        XCTAssertEqual(host.waitForExit(afterClosingInput: true), 0)
+        host.closeInput()
+        XCTAssertEqual(host.waitForExit(), 0)
 
         let events = setup.events()
         let starts = events.filter { $0.hasPrefix("session_start ") }, ends = events.filter { $0.hasPrefix("session_end ") }
@@ -50,7 +51,8 @@ final class ServeContractTests: XCTestCase {
         host.send(Frame.open("sibling-2", target: "probe.target"))
         host.send(Frame.msg("armed", data: #"{"do":"open_in_close"}"#))
         _ = try host.sync()
-        XCTAssertEqual(host.waitForExit(afterClosingInput: true), 0)
+        host.closeInput()
+        XCTAssertEqual(host.waitForExit(), 0)
         let refused = setup.events(startingWith: "open-in-close ")
         XCTAssertEqual(refused.count, 2, "each sibling's close callback tried to open: \(setup.events())")
         XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(" -4") }, "open during session end returns COMMHOST_ECLOSED: \(refused)")
@@ -77,7 +79,7 @@ final class ServeContractTests: XCTestCase {
         let host = try setup.serve(self)
         host.send(Frame.open("c1", target: "probe.target"))
         host.send(Frame.msg("c1", data: #"{"do":"timer"}"#))
-        let ticks = try host.nextFrames(3).map { Frame.text($0.data ?? "") }
+        let ticks = try host.nextFrames(3).map { ServeHarness.text($0.data ?? [:]) }
         XCTAssertEqual(ticks, [#"{"tick":1}"#, #"{"tick":2}"#, #"{"tick":3}"#])
         setup.waitForEvent("timer-call c1 -12")
         XCTAssertEqual(setup.events(startingWith: "timer-call "), ["timer-call c1 0", "timer-call c1 0", "timer-call c1 0", "timer-call c1 -12"])
@@ -118,7 +120,7 @@ final class ServeContractTests: XCTestCase {
         host.send(Frame.open("c1", target: "probe.target"))
         host.send(Frame.msg("c1", data: #"{"do":"session"}"#))
         let reply = try host.nextFrame()
-        let data = try XCTUnwrap(reply.data as? [String: Any])
+        let data = try XCTUnwrap(reply.data)
         XCTAssertEqual(data["session_data"] as? Bool, true)
         let session = try XCTUnwrap(data["session"] as? String)
         XCTAssertEqual(setup.events(startingWith: "session_start "), ["session_start \(session) 1"])

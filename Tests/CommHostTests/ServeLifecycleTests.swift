@@ -82,11 +82,12 @@ final class ServeLifecycleTests: XCTestCase {
         }
     }
 
-    func testEndOfInputWithNoCommsRunsDeinitAndExitsZero() throws {
+    func testEndOfInputWithNoCommsEndsTheSessionRunsDeinitAndExitsZero() throws {
         let probe = try ServeFixture.setUp(self)
         let host = try probe.serve(self)
         host.finish()
-        XCTAssertEqual(probe.events(), ["deinit"])
+        XCTAssertEqual(probe.events(), ["session_start 1 1", "session_end 1 4", "deinit"],
+                       "the stdio session started, ended with cause shutdown, then the library's deinit")
     }
 
     func testEveryOpenedInstanceGetsExactlyOneCloseCallbackWithItsCause() throws {
