@@ -81,6 +81,48 @@ final class ReloadTests: XCTestCase {
         XCTAssertEqual(try tally(host, "b", seq: 1)["version"] as? Int, 2, "new comms get the new code")
     }
 
+    func testStateFormatTheNewVersionCannotReadClosesThoseCommsAndTheNewCodeServes() throws {
+        // Version 2.0.0 writes "v2:N" and does not read 1.0.0's "N": restore
+        // answers COMMHOST_ESTATE, so the comm is closed and the reload goes on.
+        let host = try startHost()
+        open(host, "a")
+        XCTAssertEqual(try tally(host, "a", seq: 1)["value"] as? Int, 1)
+        try publish(["VERSION=2", "STATE_V2"])
+        let log = try host.waitForLog("reloaded library")
+        XCTAssertEqual(log["handed_off"] as? Int, 0)
+        XCTAssertEqual(log["closed"] as? Int, 1)
+        let close = try data(of: host.nextFrame(), expecting: "comm_close", id: "a")
+        XCTAssertEqual(close["reason"] as? String, "reloaded")
+        open(host, "b")
+        XCTAssertEqual(try tally(host, "b", seq: 1)["version"] as? Int, 2, "the new code serves new comms")
+    }
+
+    func testNewVersionMigratesTheOldStateFormatWithoutARoundTripCheck() throws {
+        let host = try startHost()
+        open(host, "a")
+        XCTAssertEqual(try tally(host, "a", seq: 1)["value"] as? Int, 1)
+        XCTAssertEqual(try tally(host, "a", seq: 2)["value"] as? Int, 2)
+        try publish(["VERSION=2", "STATE_V2", "MIGRATES"])
+        let log = try host.waitForLog("reloaded library")
+        XCTAssertEqual(log["handed_off"] as? Int, 1, "the migration is not blocked by the round trip (the bytes differ)")
+        let reply = try tally(host, "a", seq: 3)
+        XCTAssertEqual(reply["value"] as? Int, 3, "the state survived the format change")
+        XCTAssertEqual(reply["version"] as? Int, 2)
+        XCTAssertEqual(reply["from"] as? String, "1.0.0", "restore learned the previous library version")
+    }
+
+    func testRoundTripMismatchBetweenBuildsOfOneVersionSaysHowToProceed() throws {
+        let host = try startHost()
+        open(host, "a")
+        _ = try tally(host, "a", seq: 1)
+        try publish(["VERSION=2", "BREAK_ROUNDTRIP"])
+        let log = try host.waitForLog("reload failed")
+        XCTAssertEqual(log["step"] as? String, "round trip")
+        let reason = try XCTUnwrap(log["reason"] as? String)
+        XCTAssertTrue(reason.contains("both say version 1.0.0") && reason.contains("give the new build another version text"), reason)
+        XCTAssertEqual(try tally(host, "a", seq: 2)["version"] as? Int, 1, "the old build keeps serving")
+    }
+
     /// Publishes a broken build and checks v1 keeps answering with its state
     /// and one log line names the library, the step and the reason.
     private func assertRollback(_ defines: [String], step: String, reason: String, raw: Data? = nil) throws {
