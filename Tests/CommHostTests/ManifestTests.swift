@@ -143,7 +143,9 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(manifest.targets[0].sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
         XCTAssertEqual(manifest.targets[1].sha256, manifest.targets[0].sha256)
         XCTAssertNil(manifest.targets[2].sha256)
-        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 1024, maxDepth: 32, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20, maxSessions: 8))
+        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 1024, maxDepth: 32, maxCommsPerSession: 100_000,
+                                                       outboundHighWaterBytes: 8 << 20, maxOutboundBytes: (8 << 20) + 2 * 1024 + 65536,
+                                                       maxSessions: 8))
         XCTAssertEqual(manifest.reload, ReloadSettings(watch: true, debounceMS: 150))
         XCTAssertEqual(manifest.binding(for: "bar")?.handler, "bar")
         XCTAssertNil(manifest.binding(for: "off"), "a disabled target is not served")
@@ -154,7 +156,9 @@ final class ManifestTests: XCTestCase {
         let fixture = try ManifestFixture(self)
         try fixture.manifest(#"{"version": 1, "targets": []}"#)
         let manifest = try manifest(fixture.load())
-        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 64 << 20, maxDepth: 256, maxCommsPerSession: 100_000, maxOutboundBytes: 64 << 20, maxSessions: 1024))
+        XCTAssertEqual(manifest.limits, ManifestLimits(maxFrameBytes: 64 << 20, maxDepth: 256, maxCommsPerSession: 100_000,
+                                                       outboundHighWaterBytes: 8_388_608, maxOutboundBytes: 142_671_872,
+                                                       maxSessions: 1024))
         XCTAssertEqual(manifest.reload, ReloadSettings(watch: false, debounceMS: 150))
         XCTAssertEqual(manifest.pluginPaths, [fixture.real(fixture.bin)])
     }
@@ -422,6 +426,104 @@ final class ManifestTests: XCTestCase {
         assertProblem(problems, at: "limits.max_outbound_bytes", line: 6, contains: "is too large")
         assertProblem(problems, at: "limits.max_widgets", line: 7, contains: "unknown key \"max_widgets\"")
         assertProblem(problems, at: "reload.debounce_ms", line: 9, contains: "expected an integer from 0 to 60000, found 60001")
+    }
+
+    func testOutboundBoundDefaultsToTheHighWaterMarkPlusTwoFramesAndTheEnvelope() throws {
+        XCTAssertEqual(ManifestLimits.defaults.outboundHighWaterBytes, 8_388_608)
+        XCTAssertEqual(ManifestLimits.defaults.maxOutboundBytes, 8_388_608 + 2 * 67_108_864 + 65_536)
+        XCTAssertEqual(ManifestLimits.minimumOutboundBytes(maxFrameBytes: 1000, outboundHighWaterBytes: 5000), 72_536)
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest(#"{"version": 1, "targets": [], "limits": {"max_frame_bytes": 4096, "outbound_high_water_bytes": 100000}}"#)
+        let limits = try manifest(fixture.load()).limits
+        XCTAssertEqual(limits.outboundHighWaterBytes, 100_000)
+        XCTAssertEqual(limits.maxOutboundBytes, 100_000 + 2 * 4096 + 65_536, "derived from the values given, not the defaults")
+    }
+
+    func testOutboundMinimumSaturatesInsteadOfOverflowing() throws {
+        XCTAssertEqual(ManifestLimits.minimumOutboundBytes(maxFrameBytes: Int.max, outboundHighWaterBytes: 1), Int.max)
+        XCTAssertEqual(ManifestLimits.minimumOutboundBytes(maxFrameBytes: Int.max / 2, outboundHighWaterBytes: 1), Int.max)
+        XCTAssertEqual(ManifestLimits.minimumOutboundBytes(maxFrameBytes: 1, outboundHighWaterBytes: Int.max), Int.max)
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {"max_frame_bytes": 9223372036854775807, "max_outbound_bytes": 9223372036854775807}}
+        """)
+        let limits = try manifest(fixture.load()).limits
+        XCTAssertEqual(limits.maxOutboundBytes, Int.max)
+    }
+
+    func testOutboundBoundBelowTheMinimumIsRefusedWithTheMinimumAndTheFix() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {
+           "max_frame_bytes": 1048576,
+           "max_outbound_bytes": 4194304
+         }
+        }
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 1, problems.map(\.description).joined(separator: "\n"))
+        let minimum = 8_388_608 + 2 * 1_048_576 + 65_536
+        assertProblem(problems, at: "limits.max_outbound_bytes", line: 4,
+                      contains: "4194304 is below the minimum of \(minimum) these limits need")
+        assertProblem(problems, at: "limits.max_outbound_bytes", contains: "= 8388608 + 2 * 1048576 + 65536")
+        assertProblem(problems, at: "limits.max_outbound_bytes", contains: "shinywidgets dialect can double")
+        assertProblem(problems, at: "limits.max_outbound_bytes",
+                      contains: "raise it to at least \(minimum), or lower max_frame_bytes or outbound_high_water_bytes")
+    }
+
+    func testHighWaterMarkNotBelowTheOutboundBoundIsRefusedAlongsideTheMinimum() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {
+           "max_frame_bytes": 1024,
+           "outbound_high_water_bytes": 200000,
+           "max_outbound_bytes": 200000
+         }
+        }
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.map(\.path), ["limits.outbound_high_water_bytes", "limits.max_outbound_bytes"], "in file order")
+        assertProblem(problems, at: "limits.outbound_high_water_bytes", line: 4,
+                      contains: "200000 is not below max_outbound_bytes (200000)")
+        assertProblem(problems, at: "limits.outbound_high_water_bytes",
+                      contains: "lower outbound_high_water_bytes or raise max_outbound_bytes")
+        assertProblem(problems, at: "limits.max_outbound_bytes", line: 5,
+                      contains: "below the minimum of \(200_000 + 2 * 1024 + 65_536)")
+    }
+
+    func testHighWaterMarkAtTheLargestIntegerIsNotBelowTheDerivedBound() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {"outbound_high_water_bytes": 9223372036854775807}}
+        """)
+        assertProblem(problems(fixture.load()), at: "limits.outbound_high_water_bytes", line: 2,
+                      contains: "is not below the derived max_outbound_bytes (9223372036854775807)")
+    }
+
+    func testExplicitHighWaterMarkAndBoundThatFitAreAccepted() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {"max_frame_bytes": 65536, "outbound_high_water_bytes": 65536, "max_outbound_bytes": 262144}}
+        """)
+        let limits = try manifest(fixture.load()).limits
+        XCTAssertEqual(limits.maxFrameBytes, 65_536)
+        XCTAssertEqual(limits.outboundHighWaterBytes, 65_536)
+        XCTAssertEqual(limits.maxOutboundBytes, 262_144, "exactly the minimum is enough")
+    }
+
+    func testRefusedFrameLimitIsNotComparedWithTheOutboundBound() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.manifest("""
+        {"version": 1, "targets": [],
+         "limits": {"max_frame_bytes": 0, "max_outbound_bytes": 1000}}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.map(\.path), ["limits.max_frame_bytes"], "one problem for the one mistake")
     }
 
     func testMissingAndUnsupportedVersionAreRefused() throws {

@@ -10,7 +10,8 @@ struct ManifestReader {
 
     static let rootKeys = ["version", "plugin_paths", "targets", "limits", "reload", "comment"]
     static let targetKeys = ["target_name", "library", "handler", "config", "enabled", "sha256", "comment"]
-    static let limitKeys = ["max_frame_bytes", "max_depth", "max_comms_per_session", "max_outbound_bytes", "max_sessions"]
+    static let limitKeys = ["max_frame_bytes", "max_depth", "max_comms_per_session", "outbound_high_water_bytes",
+                            "max_outbound_bytes", "max_sessions"]
     static let reloadKeys = ["watch", "debounce_ms"]
 
     /// One `plugin_paths` entry as written.
@@ -189,17 +190,52 @@ struct ManifestReader {
 
     private mutating func readLimits(_ node: Node, at path: Path) {
         guard let members = members(of: node, at: path, known: Self.limitKeys, what: "limits") else { return }
-        func read(_ key: String, _ field: WritableKeyPath<ManifestLimits, Int>, into reader: inout ManifestReader) {
-            guard let node = members[key] else { return }
-            if let value = reader.integer(node, at: path.appending(key), in: 1...Int.max) {
-                reader.limits[keyPath: field] = value
-            }
+        // Reads `key` into `field`; false when the key is present and its value refused.
+        func read(_ key: String, _ field: WritableKeyPath<ManifestLimits, Int>,
+                  into reader: inout ManifestReader) -> Bool {
+            guard let node = members[key] else { return true }
+            guard let value = reader.integer(node, at: path.appending(key), in: 1...Int.max) else { return false }
+            reader.limits[keyPath: field] = value
+            return true
         }
-        read("max_frame_bytes", \.maxFrameBytes, into: &self)
-        read("max_depth", \.maxDepth, into: &self)
-        read("max_comms_per_session", \.maxCommsPerSession, into: &self)
-        read("max_outbound_bytes", \.maxOutboundBytes, into: &self)
-        read("max_sessions", \.maxSessions, into: &self)
+        let frameRead = read("max_frame_bytes", \.maxFrameBytes, into: &self)
+        _ = read("max_depth", \.maxDepth, into: &self)
+        _ = read("max_comms_per_session", \.maxCommsPerSession, into: &self)
+        let highWaterRead = read("outbound_high_water_bytes", \.outboundHighWaterBytes, into: &self)
+        limits.maxOutboundBytes = ManifestLimits.minimumOutboundBytes(
+            maxFrameBytes: limits.maxFrameBytes, outboundHighWaterBytes: limits.outboundHighWaterBytes)
+        let boundRead = read("max_outbound_bytes", \.maxOutboundBytes, into: &self)
+        _ = read("max_sessions", \.maxSessions, into: &self)
+        // A value that was refused already has its problem; comparing with
+        // the default in its place would only add a misleading second one.
+        if frameRead && highWaterRead && boundRead {
+            checkOutboundBounds(members, at: path)
+        }
+    }
+
+    /// Records a problem when `max_outbound_bytes` cannot admit a reply on
+    /// top of the high-water mark, and when `outbound_high_water_bytes` is
+    /// not below the bound.
+    private mutating func checkOutboundBounds(_ members: [String: Node], at path: Path) {
+        let frame = limits.maxFrameBytes, mark = limits.outboundHighWaterBytes, bound = limits.maxOutboundBytes
+        let envelope = ManifestLimits.outboundEnvelopeBytes
+        let minimum = ManifestLimits.minimumOutboundBytes(maxFrameBytes: frame, outboundHighWaterBytes: mark)
+        if let node = members["max_outbound_bytes"], bound < minimum {
+            add(node.line, path.appending("max_outbound_bytes"),
+                "\(bound) is below the minimum of \(minimum) these limits need"
+                    + " (outbound_high_water_bytes + 2 * max_frame_bytes + \(envelope)"
+                    + " = \(mark) + 2 * \(frame) + \(envelope)):"
+                    + " the bound must admit the reply to any accepted frame on top of the high-water mark,"
+                    + " and the shinywidgets dialect can double a frame's size;"
+                    + " raise it to at least \(minimum), or lower max_frame_bytes or outbound_high_water_bytes")
+        }
+        if let node = members["outbound_high_water_bytes"], mark >= bound {
+            let given = members["max_outbound_bytes"] == nil ? "the derived max_outbound_bytes" : "max_outbound_bytes"
+            add(node.line, path.appending("outbound_high_water_bytes"),
+                "\(mark) is not below \(given) (\(bound)): plugins' sends must be told to wait (COMMHOST_EAGAIN)"
+                    + " before the queue reaches the bound that ends the session;"
+                    + " lower outbound_high_water_bytes or raise max_outbound_bytes")
+        }
     }
 
     private mutating func readReload(_ node: Node, at path: Path) {
