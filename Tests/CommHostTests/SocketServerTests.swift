@@ -183,7 +183,7 @@ final class SocketServerTests: XCTestCase {
     // MARK: Backpressure
 
     func testConnectionBeyondMaxSessionsGetsOneErrorFrameAndIsClosedWhileOthersKeepGoing() throws {
-        let host = try SocketHost(self, maxSessions: 2)
+        let host = try SocketHost(self, limits: ["max_sessions": 2])
         let a = try host.connect(), b = try host.connect()
         try assertEchoes(a, commID: "a1")
         try assertEchoes(b, commID: "b1")
@@ -214,8 +214,11 @@ final class SocketServerTests: XCTestCase {
     }
 
     func testClientThatNeverReadsIsDisconnectedAtTheBoundWhileOtherSessionsKeepGoing() throws {
-        let bound = 256 << 10
-        let host = try SocketHost(self, maxOutboundBytes: bound)
+        // The smallest bound these values admit: 64 KiB mark + 2 x 64 KiB frames + 64 KiB envelope.
+        // Past the mark the echo plugin's replies are refused (backpressure) and each refusal is
+        // answered with an error frame; the client reads none of them, so the queue reaches the bound.
+        let host = try SocketHost(self, limits: ["max_outbound_bytes": 256 << 10, "max_frame_bytes": 64 << 10,
+                                                 "outbound_high_water_bytes": 64 << 10])
         let steady = try host.connect()
         try assertEchoes(steady, commID: "steady-before")
         let flood = try host.connect()
@@ -237,6 +240,55 @@ final class SocketServerTests: XCTestCase {
         // The other session is untouched, and the flooding one is gone.
         try assertEchoes(steady, commID: "steady-after")
         XCTAssertTrue(socketWaitUntil(timeout: 30) { (try? steady.stats()["sessions"] as? Int) == 1 })
+        XCTAssertEqual(host.stop(), 0)
+    }
+
+    func testPluginFloodStopsAtTheHighWaterMarkAndResumesWhenTheClientReads() throws {
+        let host = try SocketHost(self, limits: ["outbound_high_water_bytes": 64 << 10])
+        let client = try host.connect()
+        try client.open("f", target: SocketHost.probe)
+        // Sent without reading: the probe sends about 1 KB frames until the host says EAGAIN.
+        try client.message("f", ["do": "flood"], msgID: "flood")
+        let events = try host.waitForEvents { $0.contains { $0.hasPrefix("flood-status f ") } }
+        XCTAssertTrue(events.contains("flood-status f -10"), "the flood ended with COMMHOST_EAGAIN, not a closed session: \(events)")
+        let sent = try XCTUnwrap(events.first { $0.hasPrefix("flood f ") }.flatMap { Int($0.split(separator: " ")[2]) })
+        XCTAssertLessThan(sent, 4096, "the mark stopped the flood before the probe's own cap")
+        // Now read: every flood frame arrives, then the probe's resumed send (the
+        // kernel's socket buffer may already have taken the queue down to half the mark).
+        var floods = 0
+        while true {
+            let frame = try client.nextFrame()
+            let data = (frame["content"] as? [String: Any])?["data"] as? [String: Any]
+            if data?["flood"] != nil { floods += 1; continue }
+            if data?["resumed"] as? Bool == true { break }
+        }
+        XCTAssertEqual(floods, sent, "every accepted send reached the client")
+        let after = try host.waitForEvents { $0.contains { $0.hasPrefix("resumed f ") } }
+        XCTAssertEqual(after.filter { $0.hasPrefix("session_writable ") }.count, 1, "one writable callback for the episode: \(after)")
+        XCTAssertTrue(after.contains("resumed f 0"), "\(after)")
+        XCTAssertFalse(host.log.contains("outbound bound exceeded"), "the session was never ended for it: \(host.log)")
+        try assertEchoes(client, commID: "after-flood")
+        XCTAssertEqual(host.stop(), 0)
+    }
+
+    func testTheReplyToAFrameNearTheFrameLimitFitsTheDerivedBoundEvenWhenEscapingDoublesIt() throws {
+        // max_outbound_bytes is derived (mark + 2 x frame + envelope); the
+        // shinywidgets dialect escapes the message text, so every `\"` of the
+        // data costs twice as much on the way out.
+        let host = try SocketHost(self, limits: ["max_frame_bytes": 64 << 10, "outbound_high_water_bytes": 16 << 10],
+                                  extraArguments: ["--dialect", "shinywidgets"])
+        let client = try host.connect()
+        try client.open("big", target: SocketHost.echo)
+        let quotes = String(repeating: #"\""#, count: 32_500)
+        let line = #"{"msg_type":"comm_msg","content":{"comm_id":"big","data":{"q":""# + quotes + #""}}}"#
+        XCTAssertLessThan(line.utf8.count, 64 << 10, "the frame is admissible")
+        XCTAssertGreaterThan(line.utf8.count, 63 << 10, "and near the limit")
+        try client.send(line: line)
+        let raw = try XCTUnwrap(client.nextLine())
+        XCTAssertGreaterThan(raw.count, 125 << 10, "the reply is about twice the frame on the wire")
+        let reply = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(raw)) as? [String: Any])
+        XCTAssertEqual(reply["type"] as? String, "shinywidgets_comm_msg")
+        XCTAssertFalse(host.log.contains("outbound bound exceeded"), host.log)
         XCTAssertEqual(host.stop(), 0)
     }
 

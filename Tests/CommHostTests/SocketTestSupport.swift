@@ -28,11 +28,11 @@ final class SocketHost: Sendable {
 
     /// Compiles the probe into `directory` and writes a manifest there
     /// binding echo, counter and probe (whose events go to `events.txt`),
-    /// with `maxOutboundBytes` when given. Returns the manifest's path.
-    static func writeManifest(in directory: String, maxOutboundBytes: Int? = nil, maxSessions: Int? = nil) throws -> String {
+    /// with `limits` (manifest keys) when given. Returns the manifest's path.
+    static func writeManifest(in directory: String, limits given: [String: Int] = [:]) throws -> String {
         try TestSupport.compileC(source: TestSupport.fixture("probe_plugin.c"), output: directory + "/libprobe.so", flags: ["-pthread"])
-        let given = [maxOutboundBytes.map { "\"max_outbound_bytes\": \($0)" }, maxSessions.map { "\"max_sessions\": \($0)" }].compactMap { $0 }
-        let limits = given.isEmpty ? "" : ", \"limits\": {\(given.joined(separator: ", "))}"
+        let members = given.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }
+        let limits = given.isEmpty ? "" : ", \"limits\": {\(members.joined(separator: ", "))}"
         let manifest = """
         {
           "version": 1,
@@ -54,10 +54,10 @@ final class SocketHost: Sendable {
     /// the test manifest, and waits until it listens (unless
     /// `waitUntilListening` is false). The host is killed when the test ends
     /// if it is still running.
-    convenience init(_ test: XCTestCase, maxOutboundBytes: Int? = nil, maxSessions: Int? = nil, extraArguments: [String] = [],
+    convenience init(_ test: XCTestCase, limits: [String: Int] = [:], extraArguments: [String] = [],
                      waitUntilListening: Bool = true) throws {
         let directory = try TestSupport.temporaryDirectory(test)
-        let manifest = try Self.writeManifest(in: directory, maxOutboundBytes: maxOutboundBytes, maxSessions: maxSessions)
+        let manifest = try Self.writeManifest(in: directory, limits: limits)
         try self.init(test, directory: directory, manifest: manifest, socketPath: directory + "/host.sock",
                       extraArguments: extraArguments, waitUntilListening: waitUntilListening)
     }

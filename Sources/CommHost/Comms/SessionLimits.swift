@@ -22,7 +22,8 @@ public struct SessionLimits: Sendable, Equatable {
         self.maxFrameBytes = maxFrameBytes
         self.maxDepth = maxDepth
         self.maxCommsPerSession = maxCommsPerSession
-        self.maxOutboundBytes = maxOutboundBytes ?? outboundHighWaterBytes + 2 * maxFrameBytes + 65536
+        self.maxOutboundBytes = maxOutboundBytes
+            ?? ManifestLimits.minimumOutboundBytes(maxFrameBytes: maxFrameBytes, outboundHighWaterBytes: outboundHighWaterBytes)
         self.outboundHighWaterBytes = outboundHighWaterBytes
         self.maxSessions = maxSessions
     }

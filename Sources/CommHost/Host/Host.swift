@@ -67,7 +67,7 @@ public enum Host {
 
         let limits = SessionLimits(maxFrameBytes: manifest.limits.maxFrameBytes, maxDepth: manifest.limits.maxDepth,
                                    maxCommsPerSession: manifest.limits.maxCommsPerSession, maxOutboundBytes: manifest.limits.maxOutboundBytes,
-                                   maxSessions: manifest.limits.maxSessions)
+                                   outboundHighWaterBytes: manifest.limits.outboundHighWaterBytes, maxSessions: manifest.limits.maxSessions)
         let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger)
         let reloader = Reloader(manifest: manifest, plugins: plugins, manager: manager, staging: staging, logger: logger,
                                 executableDirectory: options.executableDirectory, watch: options.watch)
