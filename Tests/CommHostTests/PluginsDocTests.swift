@@ -95,6 +95,72 @@ final class PluginsDocTests: XCTestCase {
         host.finish()
     }
 
+    /// The fenced blocks of docs/PLUGINS.md with the info string `language`, in order.
+    private func blocks(_ language: String) throws -> [String] {
+        let page = try String(contentsOfFile: TestSupport.repoRoot + "/docs/PLUGINS.md", encoding: .utf8)
+        var blocks: [String] = [], current: [String]? = nil
+        for line in page.components(separatedBy: "\n") {
+            if current == nil, line == "```" + language {
+                current = []
+            } else if current != nil, line == "```" {
+                blocks.append(current!.joined(separator: "\n") + "\n")
+                current = nil
+            } else {
+                current?.append(line)
+            }
+        }
+        return blocks
+    }
+
+    /// The Swift section's package, as a vendor would make it from the page:
+    /// the blocks that start with a `// path` comment are written to that
+    /// path in a package folder beside a folder called `commhost` (this
+    /// repository), built with `swift build`, and served with the page's
+    /// manifest.
+    func testSwiftExamplePackageBuildsAndItsPluginSpeaksFirstAndTicks() throws {
+        let root = "\(dir!)/vendor", package = root + "/Ticker"
+        try FileManager.default.createDirectory(atPath: package, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/commhost", withDestinationPath: TestSupport.repoRoot)
+        var written: [String] = []
+        for block in try blocks("swift") {
+            let first = String(block.prefix { $0 != "\n" })
+            guard first.hasPrefix("// "), first.hasSuffix(".swift") else { continue }
+            let path = package + "/" + first.dropFirst(3)
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            // Package.swift must start with its tools-version line: drop the path comment.
+            let text = first.hasSuffix("Package.swift") ? String(block.drop { $0 != "\n" }.dropFirst()) : block
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            written.append(String(first.dropFirst(3)))
+        }
+        XCTAssertEqual(written, ["Package.swift", "Sources/Ticker/Ticker.swift"], "the page shows the package and its one source file")
+        let manifests = try blocks("json").filter { $0.contains("libTicker.so") }
+        XCTAssertEqual(manifests.count, 1)
+        try XCTUnwrap(manifests.first).write(toFile: package + "/ticker.json", atomically: true, encoding: .utf8)
+        chmod(package + "/ticker.json", 0o600)
+
+        let build = try TestSupport.run(TestSupport.swiftTool(), ["build", "--package-path", package])
+        XCTAssertEqual(build.status, 0, "swift build of the page's package:\n\(build.output)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: package + "/.build/debug/libTicker.so"), "the library is where the page says")
+
+        let host = try ServeHarness(self, arguments: ["serve", "--manifest", package + "/ticker.json"])
+        let open = try host.nextFrame()
+        assertFrame(open, "comm_open")
+        XCTAssertEqual(open.content["target_name"] as? String, "ticker.view")
+        assertJSON(open.data, #"{"ticks":0}"#)
+        let ticker = try XCTUnwrap(open.commID)
+        let first = try next(host) { $0.commID == ticker && $0.msgType == "comm_msg" }
+        XCTAssertEqual(first.data?["ticks"] as? Int, 1, "the timer updates the comm the session opened")
+        let second = try next(host) { $0.commID == ticker && $0.msgType == "comm_msg" }
+        XCTAssertEqual(second.data?["ticks"] as? Int, 2)
+        host.send(Frame.msg(ticker, data: #"{"reset":true}"#, msgID: "reset"))
+        let reset = try next(host) { $0.parentMsgID == "reset" }
+        assertJSON(reset.data, #"{"ticks":0}"#)
+        host.finish()
+        let ended = host.stderrLines.filter { ($0["msg"] as? String ?? "").hasPrefix("ticker: session ") }
+        XCTAssertEqual(ended.count, 1, "session_end ran once: \(host.stderrText)")
+        XCTAssertEqual(ended.first?["plugin"] as? String, "ticker", "the plugin's log line carries its library's name")
+    }
+
     /// The next frame that `matches`, skipping others (clock ticks arrive at any time).
     private func next(_ host: ServeHarness, file: StaticString = #filePath, line: UInt = #line,
                       where matches: ([String: Any]) -> Bool) throws -> [String: Any] {

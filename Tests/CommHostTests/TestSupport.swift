@@ -72,11 +72,20 @@ enum TestSupport {
 
     /// swiftc from PATH (the toolchain running this test).
     static func swiftc() throws -> String {
+        try tool("swiftc")
+    }
+
+    /// swift (the package manager's driver) from PATH.
+    static func swiftTool() throws -> String {
+        try tool("swift")
+    }
+
+    private static func tool(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
-        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/swiftc") {
-            return "\(dir)/swiftc"
+        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
+            return "\(dir)/\(name)"
         }
-        throw NSError(domain: "swiftc", code: 1, userInfo: [NSLocalizedDescriptionKey: "swiftc is not on PATH"])
+        throw NSError(domain: name, code: 1, userInfo: [NSLocalizedDescriptionKey: "\(name) is not on PATH"])
     }
 
     /// Runs a program to completion and returns its exit status and merged output.

@@ -170,11 +170,16 @@ struct HandlerSwap {
         return true
     }
 
-    /// Destroys instances restored for a hand-off that will not happen: the
-    /// new handler's close callback (cause reload) frees each. The old
-    /// instances are untouched and go on serving.
+    /// Destroys instances restored for a hand-off that will not happen: their
+    /// tasks get their last call, then the new handler's close callback
+    /// (cause reload) frees each. The old instances are untouched and go on
+    /// serving.
     private static func abandon(_ moves: [Move]) {
-        for move in moves where move.restored {
+        for move in moves {
+            // Tasks the new version started for the comm (in restore) end first.
+            let new = move.handler.library
+            move.session.finishTasks { $0.comm === move.comm && $0.library === new }
+            guard move.restored else { continue }
             OwnedMessage(data: reloadedData).withMessage { message in
                 move.handler.close(instance: move.instance, comm: move.comm, message: message, cause: .reload)
             }
