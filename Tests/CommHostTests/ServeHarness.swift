@@ -61,17 +61,18 @@ final class ServeHarness: Sendable {
         var stderrText: String { String(decoding: stderrBytes, as: UTF8.self) }
     }
 
-    /// Starts `commhost` with `arguments` (e.g. `["serve", "--manifest", path]`).
+    /// Starts `commhost` (or another build of it, `executable`) with
+    /// `arguments` (e.g. `["serve", "--manifest", path]`).
     /// With `readsOutput` false the read end of its stdout is closed at once,
     /// so the host's first write fails (a client that went away). The
     /// process is killed when the test ends if it is still running.
-    init(_ test: XCTestCase, arguments: [String], readsOutput: Bool = true) throws {
+    init(_ test: XCTestCase, executable: String = TestSupport.commhostBinary, arguments: [String], readsOutput: Bool = true) throws {
         // A write to a host that has exited must fail with EPIPE, not kill the test runner.
         Glibc.signal(SIGPIPE, SIG_IGN)
         self.arguments = arguments
         let process = Process()
         let inputPipe = Pipe(), outputPipe = Pipe(), errorPipe = Pipe()
-        process.executableURL = URL(fileURLWithPath: TestSupport.commhostBinary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repoRoot)
         process.standardInput = inputPipe

@@ -57,8 +57,10 @@ enum MessageView {
     /// bytes (empty means `{}`) and whose buffers point at `buffers`.
     static func with<R>(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, buffers: [[UInt8]],
                         _ body: (UnsafePointer<commhost_message>) -> R) -> R {
-        var message = commhost_message(struct_size: MemoryLayout<commhost_message>.size,
-                                       data: slice(data), metadata: slice(metadata), buffers: nil, buffer_count: 0)
+        var message = commhost_message()
+        message.struct_size = MemoryLayout<commhost_message>.size
+        message.data = slice(data)
+        message.metadata = slice(metadata)
         if buffers.isEmpty {
             return withUnsafePointer(to: &message, body)
         }

@@ -87,13 +87,16 @@ public final class Handler: @unchecked Sendable {
         let sink = SnapshotSink()
         let context = Unmanaged.passRetained(sink)
         defer { context.release() }
-        var writer = commhost_writer(struct_size: MemoryLayout<commhost_writer>.size, write: { writer, ptr, len in
+        var writer = commhost_writer()
+        writer.struct_size = MemoryLayout<commhost_writer>.size
+        writer.host_data = context.toOpaque()
+        writer.write = { writer, ptr, len in
             guard let context = writer?.pointee.host_data else { return COMMHOST_EINVAL }
             guard len == 0 || ptr != nil else { return COMMHOST_EINVAL }
             let sink = Unmanaged<SnapshotSink>.fromOpaque(context).takeUnretainedValue()
             if len > 0 { sink.bytes.append(contentsOf: UnsafeBufferPointer(start: ptr, count: len)) }
             return COMMHOST_OK
-        }, host_data: context.toOpaque())
+        }
         try library.call { snapshotFn(raw, instance, comm.opaque, &writer) }
         return sink.bytes
     }

@@ -19,93 +19,95 @@ enum HostAPI {
     /// life of the process (a call through it after retire is refused).
     static func makeTable(for library: PluginLibrary) -> UnsafePointer<commhost_host> {
         let table = UnsafeMutablePointer<commhost_host>.allocate(capacity: 1)
-        table.initialize(to: commhost_host(
-            struct_size: MemoryLayout<commhost_host>.size,
-            abi_major: UInt16(COMMHOST_ABI_MAJOR),
-            abi_minor: UInt16(COMMHOST_ABI_MINOR),
-            reserved: 0,
-            host_data: Unmanaged.passRetained(library).toOpaque(),
-            get_extension: { _, _ in nil },
-            log: { host, level, message in
-                guard let library = HostAPI.library(host) else { return }
-                HostAPI.pluginLog(library, level, message)
-            },
-            set_error: { _, message in CallContext.current.errorText = HostAPI.string(message) ?? "<error text is not valid UTF-8>" },
-            send: { host, comm, message in
-                HostAPI.withComm(host, comm, "send") { library, comm in comm.hostSend(from: library, message) }
-            },
-            close: { host, comm, message in
-                HostAPI.withComm(host, comm, "close") { library, comm in comm.hostClose(from: library, message) }
-            },
-            open: { host, session, handlerName, targetName, commID, message, instance, outComm in
-                HostAPI.withSession(host, session, "open") { library, session in
-                    guard let handler = HostAPI.string(handlerName), let target = HostAPI.string(targetName),
-                          let id = HostAPI.string(commID) else { return COMMHOST_EINVAL }
-                    let (status, opened) = session.hostOpen(from: library, handlerName: handler, targetName: target, commID: id,
-                                                           message: message, instance: instance, retain: outComm != nil)
-                    if let outComm, let opened, status == COMMHOST_OK { outComm.pointee = opened.opaque }
-                    return status
-                }
-            },
-            comm_id: { host, comm in HostAPI.commNames(host, comm, "comm_id")?.firstSlice ?? commhost_str(ptr: nil, len: 0) },
-            target_name: { host, comm in HostAPI.commNames(host, comm, "target_name")?.secondSlice ?? commhost_str(ptr: nil, len: 0) },
-            comm_session: { host, comm in
-                guard let library = HostAPI.library(host) else { return nil }
-                switch CommHandle.table.lookup(HostAPI.token(comm)) {
-                case .live(let object): return object.hostSession?.opaque
-                case .ended: return nil
-                case .invalid:
-                    HostAPI.badHandle(library, "comm_session", "comm", comm)
-                    return nil
-                }
-            },
-            retain_comm: { host, comm in
-                HostAPI.reference(host, comm, "retain_comm", CommHandle.table.retain)
-            },
-            release_comm: { host, comm in
-                HostAPI.reference(host, comm, "release_comm", CommHandle.table.release)
-            },
-            session_id: { host, session in
-                guard let library = HostAPI.library(host) else { return commhost_str(ptr: nil, len: 0) }
-                guard let names = SessionHandle.table.names(HostAPI.token(session)) else {
-                    HostAPI.badHandle(library, "session_id", "session", session)
-                    return commhost_str(ptr: nil, len: 0)
-                }
-                return names.firstSlice
-            },
-            session_data: { host, session in
-                guard let library = HostAPI.library(host) else { return nil }
-                switch SessionHandle.table.lookup(HostAPI.token(session)) {
-                case .live(let object): return object.hostSessionData(for: library)
-                case .ended: return nil
-                case .invalid:
-                    HostAPI.badHandle(library, "session_data", "session", session)
-                    return nil
-                }
-            },
-            retain_session: { host, session in
-                HostAPI.reference(host, session, "retain_session", SessionHandle.table.retain, kind: "session")
-            },
-            release_session: { host, session in
-                HostAPI.reference(host, session, "release_session", SessionHandle.table.release, kind: "session")
-            },
-            post: { host, session, comm, function, data in
-                HostAPI.schedule(host, session, comm, "post", delay: 0, period: nil, function, data).status
-            },
-            timer_start: { host, session, comm, delay, period, function, data, outTimer in
-                let (status, id) = HostAPI.schedule(host, session, comm, "timer_start", delay: delay, period: period, function, data)
-                if status == COMMHOST_OK { outTimer?.pointee = id }
+        // Field by field from a zeroed table: fields a newer header adds stay
+        // zero (absent) until this host fills them in.
+        var host = commhost_host()
+        host.struct_size = MemoryLayout<commhost_host>.size
+        host.abi_major = UInt16(COMMHOST_ABI_MAJOR)
+        host.abi_minor = UInt16(COMMHOST_ABI_MINOR)
+        host.reserved = 0
+        host.host_data = Unmanaged.passRetained(library).toOpaque()
+        host.get_extension = { _, _ in nil }
+        host.log = { host, level, message in
+            guard let library = HostAPI.library(host) else { return }
+            HostAPI.pluginLog(library, level, message)
+        }
+        host.set_error = { _, message in CallContext.current.errorText = HostAPI.string(message) ?? "<error text is not valid UTF-8>" }
+        host.send = { host, comm, message in
+            HostAPI.withComm(host, comm, "send") { library, comm in comm.hostSend(from: library, message) }
+        }
+        host.close = { host, comm, message in
+            HostAPI.withComm(host, comm, "close") { library, comm in comm.hostClose(from: library, message) }
+        }
+        host.open = { host, session, handlerName, targetName, commID, message, instance, outComm in
+            HostAPI.withSession(host, session, "open") { library, session in
+                guard let handler = HostAPI.string(handlerName), let target = HostAPI.string(targetName),
+                      let id = HostAPI.string(commID) else { return COMMHOST_EINVAL }
+                let (status, opened) = session.hostOpen(from: library, handlerName: handler, targetName: target, commID: id,
+                                                       message: message, instance: instance, retain: outComm != nil)
+                if let outComm, let opened, status == COMMHOST_OK { outComm.pointee = opened.opaque }
                 return status
-            },
-            timer_cancel: { host, timer in
-                guard let library = HostAPI.library(host) else { return COMMHOST_EINVAL }
-                guard PluginTimers.cancel(timer) else {
-                    library.logHandleMisuse("timer_cancel with timer \(timer), which is unknown or has had its last call")
-                    return COMMHOST_EHANDLE
-                }
-                return COMMHOST_OK
             }
-        ))
+        }
+        host.comm_id = { host, comm in HostAPI.commNames(host, comm, "comm_id")?.firstSlice ?? commhost_str(ptr: nil, len: 0) }
+        host.target_name = { host, comm in HostAPI.commNames(host, comm, "target_name")?.secondSlice ?? commhost_str(ptr: nil, len: 0) }
+        host.comm_session = { host, comm in
+            guard let library = HostAPI.library(host) else { return nil }
+            switch CommHandle.table.lookup(HostAPI.token(comm)) {
+            case .live(let object): return object.hostSession?.opaque
+            case .ended: return nil
+            case .invalid:
+                HostAPI.badHandle(library, "comm_session", "comm", comm)
+                return nil
+            }
+        }
+        host.retain_comm = { host, comm in
+            HostAPI.reference(host, comm, "retain_comm", CommHandle.table.retain)
+        }
+        host.release_comm = { host, comm in
+            HostAPI.reference(host, comm, "release_comm", CommHandle.table.release)
+        }
+        host.session_id = { host, session in
+            guard let library = HostAPI.library(host) else { return commhost_str(ptr: nil, len: 0) }
+            guard let names = SessionHandle.table.names(HostAPI.token(session)) else {
+                HostAPI.badHandle(library, "session_id", "session", session)
+                return commhost_str(ptr: nil, len: 0)
+            }
+            return names.firstSlice
+        }
+        host.session_data = { host, session in
+            guard let library = HostAPI.library(host) else { return nil }
+            switch SessionHandle.table.lookup(HostAPI.token(session)) {
+            case .live(let object): return object.hostSessionData(for: library)
+            case .ended: return nil
+            case .invalid:
+                HostAPI.badHandle(library, "session_data", "session", session)
+                return nil
+            }
+        }
+        host.retain_session = { host, session in
+            HostAPI.reference(host, session, "retain_session", SessionHandle.table.retain, kind: "session")
+        }
+        host.release_session = { host, session in
+            HostAPI.reference(host, session, "release_session", SessionHandle.table.release, kind: "session")
+        }
+        host.post = { host, session, comm, function, data in
+            HostAPI.schedule(host, session, comm, "post", delay: 0, period: nil, function, data).status
+        }
+        host.timer_start = { host, session, comm, delay, period, function, data, outTimer in
+            let (status, id) = HostAPI.schedule(host, session, comm, "timer_start", delay: delay, period: period, function, data)
+            if status == COMMHOST_OK { outTimer?.pointee = id }
+            return status
+        }
+        host.timer_cancel = { host, timer in
+            guard let library = HostAPI.library(host) else { return COMMHOST_EINVAL }
+            guard PluginTimers.cancel(timer) else {
+                library.logHandleMisuse("timer_cancel with timer \(timer), which is unknown or has had its last call")
+                return COMMHOST_EHANDLE
+            }
+            return COMMHOST_OK
+        }
+        table.initialize(to: host)
         let pointer = UnsafePointer(table)
         tables.withLock { $0.append(pointer) }
         return pointer
