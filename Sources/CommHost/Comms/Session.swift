@@ -868,11 +868,20 @@ public final class Session: @unchecked Sendable {
     }
 }
 
-/// The handle plugins hold for a session. It refers to its session weakly,
-/// so a plugin reference on an ended session keeps nothing of it alive.
+/// The handle plugins hold for a session. It lets go of its session when the
+/// session ends, so a plugin reference on an ended session keeps nothing of
+/// it alive. (A strong reference behind a lock rather than a weak one: a weak
+/// reference's side table is only reachable through a tagged pointer, which
+/// LeakSanitizer reports as a leak for every session still live at exit.)
 final class SessionPort: SessionHandle, @unchecked Sendable {
-    // @unchecked: `session` is a weak reference, set at creation and cleared once at end.
-    weak var session: Session?
+    // @unchecked: `current` is guarded by its lock.
+    private let current = Locked<Session?>(nil)
+
+    /// The session, until it has ended.
+    var session: Session? {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
 
     override func hostOpen(from library: PluginLibrary, handlerName: String, targetName: String, commID: String,
                            message: UnsafePointer<commhost_message>?, instance: UnsafeMutableRawPointer?,

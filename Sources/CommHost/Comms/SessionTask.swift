@@ -19,7 +19,10 @@ final class SessionTask: PluginTimers.Cancellable, @unchecked Sendable {
     let period: UInt64?
     /// The id timer_cancel takes; 0 for a post.
     private(set) var timerID: UInt64 = 0
-    weak var session: Session?
+    /// The session whose context runs the task. Strong: the session's task
+    /// list holds the task until its last call, and every task has one by
+    /// the end of the session.
+    let session: Session
 
     /// Set once the last call has been made (or decided).
     let finished = Atomic<Bool>(false)
@@ -43,15 +46,14 @@ final class SessionTask: PluginTimers.Cancellable, @unchecked Sendable {
 
     /// Runs on the task's session after `nanoseconds` (0: as soon as the context is free).
     func arm(afterNanoseconds nanoseconds: UInt64) {
-        guard let session else { return }
         if nanoseconds == 0 && timerID == 0 {
             session.enqueueTask(self)
             return
         }
         let id = TimerQueue.shared.schedule(afterNanoseconds: nanoseconds) { [weak self] in
-            guard let self, let session = self.session else { return }
+            guard let self else { return }
             self.queued.store(0, ordering: .relaxed)
-            session.enqueueTask(self)
+            self.session.enqueueTask(self)
         }
         queued.store(id, ordering: .relaxed)
     }
@@ -61,7 +63,7 @@ final class SessionTask: PluginTimers.Cancellable, @unchecked Sendable {
         guard !finished.load(ordering: .acquiring), !cancelRequested.exchange(true, ordering: .acquiringAndReleasing) else { return false }
         let entry = queued.exchange(0, ordering: .relaxed)
         if entry != 0 { TimerQueue.shared.cancel(entry) }
-        session?.enqueueTask(self)
+        session.enqueueTask(self)
         return true
     }
 

@@ -164,6 +164,9 @@ public final class PluginLibrary: @unchecked Sendable {
         guard count > 0, let table = plugin.handlers else {
             throw LoadError(.badHandler, path: path, reason: "descriptor lists no handlers")
         }
+        // A refusal below drops the handlers made so far: each refers to
+        // this library, which would otherwise never be freed.
+        defer { if hostTable == nil { handlers = [] } }
         var seen = Set<String>()
         for i in 0..<count {
             guard let raw = table[i] else {
