@@ -93,6 +93,9 @@ final class PluginsDocTests: XCTestCase {
 
         host.send(Frame.close("c1"))
         host.finish()
+        let ended = host.stderrLines.filter { $0["msg"] as? String == "clock: session ended" }
+        XCTAssertEqual(ended.count, 1, "session_end ran once: \(host.stderrText)")
+        XCTAssertEqual(ended.first?["plugin"] as? String, "clock", "the log line carries the library's name")
     }
 
     /// The fenced blocks of docs/PLUGINS.md with the info string `language`, in order.
