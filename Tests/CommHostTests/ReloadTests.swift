@@ -290,7 +290,7 @@ final class ReloadTests: XCTestCase {
         host.send(json: ["msg_type": "comm_open", "content": ["comm_id": "k2", "target_name": "counter", "data": [:]]])
         XCTAssertEqual((try send("k2", ["method": "request_state"])["state"] as? [String: Any])?["value"] as? Int, 0)
         host.closeInput()
-        XCTAssertEqual(host.waitForExit(), 0)
+        XCTAssertEqual(host.waitForExit(), 0, host.stderrText)
     }
 }
 
