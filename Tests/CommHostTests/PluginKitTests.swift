@@ -12,6 +12,8 @@ import XCTest
 /// runs posted tasks and timers only when the test says so.
 final class PluginKitTests: XCTestCase {
     private var dir: String!
+    /// The libraries this test loaded, torn down after it as the host shuts down.
+    private var loaded: [LoadedLibrary] = []
 
     override func setUpWithError() throws {
         dir = try TestSupport.temporaryDirectory(self)
@@ -19,7 +21,10 @@ final class PluginKitTests: XCTestCase {
     }
 
     override func tearDown() {
+        LoadedLibrary.shutDown(loaded)
+        loaded = []
         XCTAssertEqual(KitTestHost.handleErrors(), [], "the plugin used or released a handle it did not hold")
+        XCTAssertEqual(KitTestHost.heldReferences(), [], "every comm and session reference was given back by deinit")
         super.tearDown()
     }
 
@@ -29,11 +34,16 @@ final class PluginKitTests: XCTestCase {
     }
 
     private func loadCounter() throws -> LoadedLibrary {
-        try LoadedLibrary(copyIn: dir)
+        try remember(LoadedLibrary(copyIn: dir))
     }
 
     private func loadProbe(_ variant: String? = nil) throws -> LoadedLibrary {
-        try LoadedLibrary(copyIn: dir, of: ProbePlugin.build(variant: variant))
+        try remember(LoadedLibrary(copyIn: dir, of: ProbePlugin.build(variant: variant)))
+    }
+
+    private func remember(_ library: LoadedLibrary) -> LoadedLibrary {
+        loaded.append(library)
+        return library
     }
 
     // MARK: Descriptor
@@ -182,6 +192,7 @@ final class PluginKitTests: XCTestCase {
         let library = try loadCounter()
         var library2: UnsafeMutableRawPointer?
         let table = KitTestHost.makeTable(abiMajor: 2)
+        defer { table.deallocate() }
         let status = library.descriptor.pointee.`init`!(table, commhost_str(ptr: nil, len: 0), &library2)
         XCTAssertEqual(status, COMMHOST_EUNSUPPORTED)
         XCTAssertNil(library2)
@@ -192,6 +203,7 @@ final class PluginKitTests: XCTestCase {
         let library = try loadCounter()
         var library2: UnsafeMutableRawPointer?
         let table = KitTestHost.makeTable(structSize: MemoryLayout<commhost_host>.offset(of: \.post)!)
+        defer { table.deallocate() }
         XCTAssertEqual(library.descriptor.pointee.`init`!(table, commhost_str(ptr: nil, len: 0), &library2), COMMHOST_EUNSUPPORTED)
         XCTAssertNil(library2)
         XCTAssertTrue(try XCTUnwrap(KitTestHost.errors().last).contains("smaller than ABI 1.0"))
@@ -1028,6 +1040,8 @@ private enum ProbePlugin {
 /// libCounterPlugin.so), dlopened the way the host does (RTLD_NODELETE,
 /// never dlclosed: Swift code is never unloaded), with the calls the host
 /// makes through its descriptor. ``use(handler:)`` picks the handler used.
+/// It keeps what the host would hold (the instances open, the sessions
+/// started, the table) so that ``shutDown(_:)`` can end what a test left.
 private final class LoadedLibrary {
     let descriptor: UnsafePointer<commhost_plugin>
     let entry: commhost_plugin_entry_fn
@@ -1035,6 +1049,22 @@ private final class LoadedLibrary {
     /// The test host's number for this library's table (0 before init).
     private(set) var number = 0
     private var handlerIndex = 0
+    /// The table init was given, freed once deinit has returned.
+    private var table: UnsafePointer<commhost_host>?
+
+    /// An instance the host side holds until its close callback.
+    private struct HeldInstance {
+        var instance: UnsafeMutableRawPointer
+        var comm: OpaquePointer
+        var handler: UnsafePointer<commhost_handler>
+    }
+    /// The instances opened or restored here, or opened by the plugin through
+    /// host open, and not closed yet, in the order they were made.
+    private var instances: [HeldInstance] = []
+    /// How many of the test host's open calls ``adoptPluginOpens()`` has looked at.
+    private var opensSeen = 0
+    /// The sessions started here and not ended yet, in start order.
+    private var sessions: [OpaquePointer] = []
     private var handlerPointer: UnsafePointer<commhost_handler> { descriptor.pointee.handlers![handlerIndex]! }
     private var handler: commhost_handler { handlerPointer.pointee }
 
@@ -1086,23 +1116,72 @@ private final class LoadedLibrary {
                                       commhost_str(ptr: UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self), len: bytes.count),
                                       &library)
         }
-        guard status == COMMHOST_OK, library != nil else { throw KitTestFailure("init returned \(status)") }
+        guard status == COMMHOST_OK, library != nil else {
+            table.deallocate()
+            throw KitTestFailure("init returned \(status)")
+        }
+        self.table = table
         return self
     }
 
+    /// Runs deinit; the library drops what it holds (handed-off instances
+    /// included), so the host holds nothing of it after, and its table is freed.
     func deinitialize() {
         descriptor.pointee.`deinit`!(library)
         library = nil
+        instances = []
+        sessions = []
+        table?.deallocate()
+        table = nil
     }
 
+    /// Ends what the tests left of `libraries`, in the host's shutdown order:
+    /// every instance still open is closed (its comm's tasks and timers get
+    /// their last call first), every session still started ends, every task
+    /// and timer left gets its last call, and each library still initialized
+    /// is deinitialized, the last loaded first.
+    static func shutDown(_ libraries: [LoadedLibrary]) {
+        for loaded in libraries.reversed() where loaded.library != nil {
+            loaded.adoptPluginOpens()
+            while let held = loaded.instances.last {
+                KitTestHost.markClosed(held.comm)
+                loaded.close(held.instance, held.comm, cause: COMMHOST_CLOSE_SHUTDOWN)
+            }
+            while let session = loaded.sessions.last {
+                loaded.endSession(session, cause: COMMHOST_SESSION_SHUTDOWN)
+            }
+        }
+        KitTestHost.finishTasks()
+        for loaded in libraries.reversed() where loaded.library != nil {
+            loaded.deinitialize()
+        }
+    }
+
+    /// Takes the instances the plugin opened through this library's table
+    /// since the last look into ``instances``: the host holds them until close.
+    private func adoptPluginOpens() {
+        let opens = KitTestHost.opens()
+        for open in opens.dropFirst(opensSeen) where open.library == number {
+            guard let instance = open.instance else { continue }
+            let plugin = descriptor.pointee
+            let handler = (0..<plugin.handler_count).lazy.map { plugin.handlers![$0]! }
+                .first { String(cString: $0.pointee.name) == open.handler }!
+            instances.append(HeldInstance(instance: instance, comm: open.comm, handler: handler))
+        }
+        opensSeen = opens.count
+    }
+
+    /// Session start; the host ends the session later even when start fails.
     func startSession(_ session: OpaquePointer, cause: commhost_session_cause) -> commhost_status {
         var data: UnsafeMutableRawPointer?
+        sessions.append(session)
         let status = descriptor.pointee.session_start!(library, session, cause, &data)
         KitTestHost.setSessionData(session, library: number, data)
         return status
     }
 
     func endSession(_ session: OpaquePointer, cause: commhost_session_cause) {
+        sessions.removeAll { $0 == session }
         KitTestHost.endSession(session)
         descriptor.pointee.session_end!(library, session, KitTestHost.sessionData(session, library: number), cause)
     }
@@ -1114,6 +1193,9 @@ private final class LoadedLibrary {
     func openStatus(_ comm: OpaquePointer, data: String) -> (status: commhost_status, instance: UnsafeMutableRawPointer?) {
         var instance: UnsafeMutableRawPointer?
         let status = withMessage(data) { handler.open!(handlerPointer, library, comm, $0, &instance) }
+        if status == COMMHOST_OK, let instance {
+            instances.append(HeldInstance(instance: instance, comm: comm, handler: handlerPointer))
+        }
         return (status, instance)
     }
 
@@ -1131,8 +1213,13 @@ private final class LoadedLibrary {
         withMessage(data, metadata: metadata, buffers: buffers) { handler.message!(handlerPointer, instance, comm, $0) }
     }
 
+    /// Closes `instance`, through the handler it was opened with when this
+    /// library made it (else the handler in use).
     func close(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer, cause: commhost_close_cause, data: String = "{}") {
-        withMessage(data) { handler.close!(handlerPointer, instance, comm, $0, cause) }
+        adoptPluginOpens()
+        let held = instances.lastIndex { $0.instance == instance }.map { instances.remove(at: $0) }
+        let handler = held?.handler ?? handlerPointer
+        withMessage(data) { handler.pointee.close!(handler, instance, comm, $0, cause) }
     }
 
     func snapshot(_ instance: UnsafeMutableRawPointer, _ comm: OpaquePointer) -> (status: commhost_status, state: [UInt8]) {
@@ -1155,6 +1242,9 @@ private final class LoadedLibrary {
                                  commhost_str(ptr: UnsafeRawPointer(text.baseAddress)?.assumingMemoryBound(to: CChar.self), len: text.count),
                                  commhost_bytes(ptr: $0.baseAddress, len: $0.count), &instance)
             }
+        }
+        if status == COMMHOST_OK, let instance {
+            instances.append(HeldInstance(instance: instance, comm: comm, handler: handlerPointer))
         }
         return (status, instance)
     }
@@ -1321,13 +1411,21 @@ private enum KitTestHost {
 
     private static func next() -> UInt { counter.wrappingAdd(1, ordering: .relaxed).newValue }
 
-    /// Forgets everything; with `keepingHandles`, only what was recorded
-    /// (sends, closes, errors, logs) is forgotten.
+    /// Forgets everything, freeing the handles' id and target strings; with
+    /// `keepingHandles`, only what was recorded (sends, closes, errors, logs)
+    /// is forgotten.
     static func reset(keepingHandles: Bool = false) {
         state.withLock { state in
             if keepingHandles {
                 state.sends = []; state.closes = []; state.errors = []; state.logs = []
             } else {
+                for record in state.comms.values {
+                    free(record.cID)
+                    free(record.cTarget)
+                }
+                for record in state.sessions.values {
+                    free(record.cID)
+                }
                 state = State()
             }
         }
@@ -1396,6 +1494,12 @@ private enum KitTestHost {
         return calls
     }
 
+    /// Gives every task and timer still pending its last call
+    /// (COMMHOST_ECLOSED), as the host does before it deinitializes a library.
+    static func finishTasks() {
+        run(state.withLock { takeLastCalls(&$0) { _, _ in true } })
+    }
+
     private static func run(_ calls: [Call]) {
         for call in calls { call.function(call.data, call.status) }
     }
@@ -1441,6 +1545,14 @@ private enum KitTestHost {
     }
 
     static func commID(_ comm: OpaquePointer) -> String { state.withLock { $0.comms[key(comm)]?.id ?? "" } }
+
+    /// "comm ID: N" or "session ID: N" for each handle the plugin holds N > 0 references on.
+    static func heldReferences() -> [String] {
+        state.withLock { state in
+            state.comms.values.filter { $0.references > 0 }.map { "comm \($0.id): \($0.references)" }
+                + state.sessions.values.filter { $0.references > 0 }.map { "session \($0.id): \($0.references)" }
+        }.sorted()
+    }
 
     static func setSessionData(_ session: OpaquePointer, library: Int, _ data: UnsafeMutableRawPointer?) {
         state.withLock { $0.sessionData["\(library):\(key(session))"] = data }
@@ -1490,7 +1602,9 @@ private enum KitTestHost {
         return COMMHOST_EHANDLE
     }
 
-    /// A fresh table, numbered in its host_data (never freed: the plugin keeps it until deinit).
+    /// A fresh table, numbered in its host_data. The caller frees it once the
+    /// library's deinit has returned (or its init refused the table): the
+    /// plugin may use it until then.
     static func makeTable(abiMajor: UInt16 = UInt16(COMMHOST_ABI_MAJOR),
                           structSize: Int = MemoryLayout<commhost_host>.stride) -> UnsafePointer<commhost_host> {
         var api = commhost_host()
