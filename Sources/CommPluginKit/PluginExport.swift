@@ -81,7 +81,7 @@ public enum PluginExport {
         let list = UnsafeMutablePointer<UnsafePointer<commhost_handler>?>.allocate(capacity: slots.count)
         for (index, slot) in slots.enumerated() {
             var handler = commhost_handler()
-            handler.struct_size = MemoryLayout<commhost_handler>.stride
+            handler.struct_size = MemoryLayout<commhost_handler>.size
             handler.name = UnsafePointer(strdup(slot.name))
             handler.handler_data = Unmanaged.passRetained(slot).toOpaque()
             handler.open = { openInstance($0, $1, $2, $3, $4) }
@@ -91,12 +91,11 @@ public enum PluginExport {
                 handler.snapshot = { snapshotInstance($0, $1, $2, $3) }
                 handler.restore = { restoreInstance($0, $1, $2, $3, $4, $5) }
             }
-            let pointer = UnsafeMutablePointer<commhost_handler>.allocate(capacity: 1)
-            pointer.initialize(to: handler)
-            (list + index).initialize(to: UnsafePointer(pointer))
+            (list + index).initialize(to: permanentCopy(of: &handler, size: MemoryLayout<commhost_handler>.size,
+                                                        alignment: MemoryLayout<commhost_handler>.alignment))
         }
         var plugin = commhost_plugin()
-        plugin.struct_size = MemoryLayout<commhost_plugin>.stride
+        plugin.struct_size = MemoryLayout<commhost_plugin>.size
         plugin.abi_major = UInt16(COMMHOST_ABI_MAJOR)
         plugin.abi_minor = UInt16(COMMHOST_ABI_MINOR)
         plugin.flags = concurrent ? COMMHOST_PLUGIN_CONCURRENT : 0
@@ -109,9 +108,20 @@ public enum PluginExport {
         plugin.session_start = { startSession($0, $1, $2, $3) }
         plugin.session_end = { endSession($0, $1, $2, $3) }
         plugin.session_writable = { sessionWritable($0, $1, $2) }
-        let pointer = UnsafeMutablePointer<commhost_plugin>.allocate(capacity: 1)
-        pointer.initialize(to: plugin)
-        return UnsafeRawPointer(pointer)
+        return UnsafeRawPointer(permanentCopy(of: &plugin, size: MemoryLayout<commhost_plugin>.size,
+                                              alignment: MemoryLayout<commhost_plugin>.alignment))
+    }
+
+    /// A heap copy of an ABI struct, never freed. `size` and `alignment` are
+    /// the caller's concrete `MemoryLayout`, never `T`'s runtime metadata:
+    /// Swift shares the metadata of an imported C struct between every image
+    /// in the process, so a host built against another version of the header
+    /// may have registered a different layout under the same name (a generic
+    /// `initialize(to:)` would copy the host's size, not this library's).
+    private static func permanentCopy<T>(of value: inout T, size: Int, alignment: Int) -> UnsafePointer<T> {
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: alignment)
+        withUnsafePointer(to: &value) { storage.copyMemory(from: $0, byteCount: size) }
+        return UnsafePointer(storage.assumingMemoryBound(to: T.self))
     }
 }
 

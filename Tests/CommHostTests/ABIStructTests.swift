@@ -9,8 +9,15 @@ import XCTest
 final class ABIStructTests: XCTestCase {
     /// A host-side layout one field longer than the plugin's 1.0 message.
     private struct GrownMessage {
-        var message: commhost_message
-        var grown: UInt64
+        var message = commhost_message()
+        var grown: UInt64 = 0
+    }
+
+    /// What a host with the grown layout reads from `pointer`.
+    private func readGrown(_ pointer: UnsafeRawPointer) -> GrownMessage {
+        var copy = GrownMessage()
+        withUnsafeMutablePointer(to: &copy) { ABIStruct.copyPrefix(of: pointer, into: $0, hostSize: MemoryLayout<GrownMessage>.size) }
+        return copy
     }
 
     /// Calls `body` with `bytes` placed so that they end exactly where a
@@ -33,9 +40,7 @@ final class ABIStructTests: XCTestCase {
                                            data: commhost_str(ptr: text, len: 7), metadata: commhost_str(ptr: nil, len: 0),
                                            buffers: nil, buffer_count: 0)
             let bytes = withUnsafeBytes(of: &message) { Array($0) }
-            let read = try withBytesBeforeAGuardPage(bytes) { pointer in
-                ABIStruct.read(pointer.assumingMemoryBound(to: GrownMessage.self))
-            }
+            let read = try withBytesBeforeAGuardPage(bytes) { readGrown($0) }
             XCTAssertEqual(read.message.struct_size, MemoryLayout<commhost_message>.size)
             XCTAssertEqual(read.message.data.len, 7)
             XCTAssertEqual(read.message.data.ptr, text)
@@ -48,7 +53,7 @@ final class ABIStructTests: XCTestCase {
                                                            metadata: commhost_str(ptr: nil, len: 0), buffers: nil, buffer_count: 3),
                                  grown: 42)
         let bytes = withUnsafeBytes(of: &grown) { Array($0) }
-        let read = try withBytesBeforeAGuardPage(bytes) { ABIStruct.read($0.assumingMemoryBound(to: GrownMessage.self)) }
+        let read = try withBytesBeforeAGuardPage(bytes) { readGrown($0) }
         XCTAssertEqual(read.grown, 42)
         XCTAssertEqual(read.message.buffer_count, 3)
     }
@@ -58,7 +63,7 @@ final class ABIStructTests: XCTestCase {
         var message = commhost_message(struct_size: MemoryLayout<commhost_message>.size + 16, data: commhost_str(ptr: nil, len: 0),
                                        metadata: commhost_str(ptr: nil, len: 0), buffers: nil, buffer_count: 5)
         let bytes = withUnsafeBytes(of: &message) { Array($0) } + [UInt8](repeating: 0xAB, count: 16)
-        let read = try withBytesBeforeAGuardPage(bytes) { ABIStruct.read($0.assumingMemoryBound(to: commhost_message.self)) }
+        let read = try withBytesBeforeAGuardPage(bytes) { ABIStruct.message($0.assumingMemoryBound(to: commhost_message.self)) }
         XCTAssertEqual(read.buffer_count, 5)
         XCTAssertEqual(read.struct_size, MemoryLayout<commhost_message>.size + 16)
     }

@@ -34,7 +34,10 @@ final class GrownHostTests: XCTestCase {
             swiftLanguageModes: [.v6]
         )
         """.write(toFile: root + "/Package.swift", atomically: true, encoding: .utf8)
-        let build = try TestSupport.run(TestSupport.swiftTool(), ["build", "--package-path", root, "--product", "commhost"])
+        // Under a sanitizer (CI's ASan run) the example plugins are
+        // instrumented, so the grown host is built with the same one.
+        let sanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil ? ["--sanitize=address"] : []
+        let build = try TestSupport.run(TestSupport.swiftTool(), ["build", "--package-path", root, "--product", "commhost"] + sanitizer)
         guard build.status == 0 else {
             throw NSError(domain: "grown", code: 1, userInfo: [NSLocalizedDescriptionKey: "building the host against the grown header failed:\n\(build.output)"])
         }

@@ -16,7 +16,7 @@ struct OwnedMessage: Sendable {
 
     /// Copies a borrowed ABI message (NULL gives the empty message).
     init(copying message: UnsafePointer<commhost_message>?) {
-        guard let m = message.map({ ABIStruct.read($0) }) else { return }
+        guard let m = message.map(ABIStruct.message) else { return }
         data = Self.bytes(m.data)
         metadata = Self.bytes(m.metadata)
         if let list = m.buffers, m.buffer_count > 0 {

@@ -801,7 +801,7 @@ public final class Session: @unchecked Sendable {
     private func checkOutgoing(_ message: UnsafePointer<commhost_message>?, commID: String, parent: UnsafeRawBufferPointer?,
                                extra: Int = 0) -> commhost_status {
         var size = commID.utf8.count + (parent?.count ?? 0) + extra
-        guard let m = message.map({ ABIStruct.read($0) }) else { return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
+        guard let m = message.map(ABIStruct.message) else { return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
         guard m.struct_size >= Self.messageSize1_0 else { return COMMHOST_EINVAL }
         size += m.data.len + m.metadata.len
         for slice in [m.data, m.metadata] where slice.len > 0 {
@@ -842,7 +842,7 @@ public final class Session: @unchecked Sendable {
     private func withOutgoing(_ message: UnsafePointer<commhost_message>?,
                               _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status) -> commhost_status {
         let none = UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let m = message.map({ ABIStruct.read($0) }) else { return body(none, none, []) }
+        guard let m = message.map(ABIStruct.message) else { return body(none, none, []) }
         let data = m.data.len > 0 ? UnsafeRawBufferPointer(start: m.data.ptr, count: m.data.len) : none
         let metadata = m.metadata.len > 0 ? UnsafeRawBufferPointer(start: m.metadata.ptr, count: m.metadata.len) : none
         var buffers: [UnsafeRawBufferPointer] = []

@@ -35,7 +35,7 @@ public final class Handler: @unchecked Sendable {
         guard size >= Self.minimumSize else {
             throw HandlerRefusal(reason: "struct_size \(size) is smaller than ABI 1.0's commhost_handler (\(Self.minimumSize) bytes)")
         }
-        let table = ABIStruct.read(raw)
+        let table = ABIStruct.handler(raw)
         guard let cName = table.name, cName.pointee != 0 else {
             throw HandlerRefusal(reason: "has no name")
         }

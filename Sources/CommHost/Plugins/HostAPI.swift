@@ -18,7 +18,6 @@ enum HostAPI {
     /// A new table for `library`. It keeps the library object alive for the
     /// life of the process (a call through it after retire is refused).
     static func makeTable(for library: PluginLibrary) -> UnsafePointer<commhost_host> {
-        let table = UnsafeMutablePointer<commhost_host>.allocate(capacity: 1)
         // Field by field from a zeroed table: fields a newer header adds stay
         // zero (absent) until this host fills them in.
         var host = commhost_host()
@@ -107,8 +106,8 @@ enum HostAPI {
             }
             return COMMHOST_OK
         }
-        table.initialize(to: host)
-        let pointer = UnsafePointer(table)
+        let pointer = ABIStruct.permanentCopy(of: &host, size: MemoryLayout<commhost_host>.size,
+                                              alignment: MemoryLayout<commhost_host>.alignment)
         tables.withLock { $0.append(pointer) }
         return pointer
     }

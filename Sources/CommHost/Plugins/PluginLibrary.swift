@@ -130,7 +130,7 @@ public final class PluginLibrary: @unchecked Sendable {
         guard size >= versionsEnd else {
             throw LoadError(.badDescriptor, path: path, reason: "descriptor struct_size \(size) is too small to hold its ABI version (need \(Self.minimumDescriptorSize))")
         }
-        let plugin = ABIStruct.read(descriptor)
+        let plugin = ABIStruct.plugin(descriptor)
         let major = plugin.abi_major, minor = plugin.abi_minor
         guard major == COMMHOST_ABI_MAJOR else {
             throw LoadError(.badDescriptor, path: path, reason: "ABI major version \(major) is not supported (this host speaks \(COMMHOST_ABI_MAJOR).\(COMMHOST_ABI_MINOR)); rebuild it against this host's comm_plugin.h")
