@@ -72,11 +72,13 @@ final class WidgetModel: HandsOffState {
         widget = state
     }
 
-    /// Sets `changes` over the model's state and sends them to the client
-    /// as an update (binary values as buffers at their paths).
+    /// Sends `changes` to the client as an update (binary values as buffers
+    /// at their paths) and, once sent, sets them over the model's state, so
+    /// the state stays what the client has even when a send is refused
+    /// (backpressure: ``WidgetsApp/refresh()`` catches up later).
     func set(_ changes: WidgetState) throws {
-        widget = widget.merging(changes)
         try comm.sendUpdate(changes)
+        widget = widget.merging(changes)
     }
 
     func close(cause: CloseCause, message: CommMessage) {

@@ -82,8 +82,9 @@ struct WidgetsApp {
     }
 
     /// Brings the label and image in line with the slider under this
-    /// version's code (after a reload the label format may have changed);
-    /// sends only what differs.
+    /// version's code (after a reload the label format may have changed, and
+    /// after backpressure an update may not have gone out); sends only what
+    /// differs.
     func refresh() throws {
         let value = slider.widget["value"]?.intValue ?? Self.initialValue
         let (text, picture) = views(of: value)

@@ -35,6 +35,16 @@ final class WidgetsLibrary: CommLibrary {
         }
     }
 
+    /// The client caught up after a refused send: bring the label and the
+    /// image in line with the slider.
+    func sessionWritable(_ session: Session) {
+        do {
+            try app(in: session).refresh()
+        } catch {
+            session.host.log(.warning, "widgets: session \(session.id) could not catch up: \(error)")
+        }
+    }
+
     /// Records `model` under its role in its session (parts are not recorded).
     func register(_ model: WidgetModel) throws {
         guard model.role != .part else { return }

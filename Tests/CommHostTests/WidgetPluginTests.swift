@@ -281,8 +281,9 @@ struct WidgetApp {
         var buffers: [[UInt8]]
     }
 
-    /// The html-manager's module table (docs: /work/shared/SHINYWIDGETS.md):
-    /// model module and version, view module and version, view name.
+    /// The module table of the html-manager shipped with shinywidgets 0.8.2
+    /// (as ipywidgets 7 writes it, and as tried in Chromium): model module and
+    /// version, view module and version, view name.
     static let moduleTable: [String: [String]] = {
         let base = "@jupyter-widgets/base", controls = "@jupyter-widgets/controls"
         var table = ["LayoutModel": [base, "1.2.0", base, "1.2.0", "LayoutView"]]

@@ -120,23 +120,6 @@ public struct Widget: Hashable, Sendable {
         Widget(.hbox, state: box(children, layout: layout))
     }
 
-    /// The references this model's state makes to other models (its
-    /// `layout`, `style`, `children`, ...), in the order found: each must be
-    /// open before this one is.
-    public var references: [WidgetReference] {
-        func collect(_ value: WidgetValue, into found: inout [WidgetReference]) {
-            switch value {
-            case .string: if let reference = WidgetReference(value) { found.append(reference) }
-            case .array(let items): items.forEach { collect($0, into: &found) }
-            case .object(let members): members.keys.sorted().forEach { collect(members[$0]!, into: &found) }
-            default: break
-            }
-        }
-        var found: [WidgetReference] = []
-        state.values.keys.sorted().forEach { collect(state.values[$0]!, into: &found) }
-        return found
-    }
-
     private static func described(_ description: String, layout: WidgetReference, style: WidgetReference) -> WidgetState {
         ["_dom_classes": [], "layout": layout.value, "style": style.value,
          "description": .string(description), "description_tooltip": .null]

@@ -9,9 +9,10 @@
 /// and `JUPYTER_CONTROLS_VERSION = "1.5.0"` (its `PROTOCOL_VERSION` is
 /// "2.0.0"), and each class's `defaults()` for its `_model_name` and
 /// `_view_name`. Style models are controls models with the base module's
-/// `StyleView`, and `LayoutModel` is all base, as ipywidgets 7 writes them
-/// (docs: /work/shared/SHINYWIDGETS.md has the table and the console errors
-/// seen when they were wrong).
+/// `StyleView`, and `LayoutModel` is all base, as ipywidgets 7 writes them;
+/// with another module or view name the widget may still appear while the
+/// browser console fills with errors (`Class StyleView not found in module
+/// @jupyter-widgets/controls@1.5.0`).
 public struct WidgetModelType: Hashable, Sendable {
     /// `_model_module`, e.g. `@jupyter-widgets/controls`.
     public var modelModule: String

@@ -23,14 +23,6 @@ public struct WidgetReference: Hashable, Sendable, CustomStringConvertible {
     /// The prefix the protocol puts before a comm id.
     public static let prefix = "IPY_MODEL_"
 
-    /// The reference read from state text `"IPY_MODEL_<id>"`, or nil.
-    public init?(_ value: WidgetValue) {
-        guard let text = value.stringValue, text.hasPrefix(Self.prefix), text.count > Self.prefix.count else {
-            return nil
-        }
-        self.init(id: String(text.dropFirst(Self.prefix.count)))
-    }
-
     /// The value to put in a state: `"IPY_MODEL_<id>"`.
     public var value: WidgetValue {
         .string(description)

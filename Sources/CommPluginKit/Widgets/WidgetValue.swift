@@ -82,12 +82,6 @@ public enum WidgetValue: Hashable, Sendable {
         return nil
     }
 
-    /// The bytes, when this is ``bytes(_:)``.
-    public var bytesValue: [UInt8]? {
-        if case .bytes(let bytes) = self { return bytes }
-        return nil
-    }
-
     /// The members, when this is ``object(_:)``.
     public var objectValue: [String: WidgetValue]? {
         if case .object(let members) = self { return members }
