@@ -174,7 +174,7 @@ public final class Session: @unchecked Sendable {
             do {
                 try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
                     Result { () throws(PluginCallError) in
-                        try comm.stats.timed { () throws(PluginCallError) in
+                        try timed(comm, "comm_msg") { () throws(PluginCallError) in
                             try comm.handler.message(instance: comm.instance, comm: comm, message: message)
                         }
                     }
@@ -211,6 +211,13 @@ public final class Session: @unchecked Sendable {
             return
         }
         guard let handler = manager.targets.handler(for: target) else {
+            if let reason = manager.targets.unavailableReason(for: target) {
+                logger.warning("comm_open for a target that is not served now; replying comm_close with the reason",
+                               [("session", .int(id)), ("comm_id", .string(frame.commID)), ("target_name", .string(target)),
+                                ("reason", .string(reason))])
+                emitClose(id: frame.commID, data: Array("{\"reason\":\(JSONText.string(reason))}".utf8))
+                return
+            }
             logger.warning("comm_open for an unknown target; replying comm_close",
                            [("session", .int(id)), ("comm_id", .string(frame.commID)), ("target_name", .string(target))])
             emitClose(id: frame.commID)
@@ -240,7 +247,7 @@ public final class Session: @unchecked Sendable {
         do {
             let instance = try MessageView.with(data: data, metadata: metadata, buffers: frame.buffers) { message in
                 Result { () throws(PluginCallError) in
-                    try comm.stats.timed { () throws(PluginCallError) in try handler.open(comm: comm, message: message) }
+                    try timed(comm, "open") { () throws(PluginCallError) in try handler.open(comm: comm, message: message) }
                 }
             }.get()
             comm.instance = instance
@@ -509,9 +516,30 @@ public final class Session: @unchecked Sendable {
         guard comm.owesClose else { return }
         comm.owesClose = false
         finishTasks { $0.comm === comm }
-        comm.stats.timed { comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause) }
+        timed(comm, "close") { comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause) }
         comm.instance = nil
         comm.releaseHandle()
+    }
+
+    /// Runs one callback for `comm` (`callback` names it), records its time
+    /// in the target's stats, and logs a warning when an in-process callback
+    /// took longer than its library's `handler_timeout_ms`: it cannot be
+    /// interrupted (a worker-served one is killed at the deadline instead).
+    @inline(__always)
+    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, _ body: () throws(E) -> R) throws(E) -> R {
+        let start = MonotonicClock.nanoseconds()
+        defer {
+            let elapsed = MonotonicClock.nanoseconds() &- start
+            comm.stats.handlerTime.record(nanoseconds: elapsed)
+            let library = comm.handler.library
+            if elapsed > library.slowCallbackNanoseconds && library.worker == nil {
+                logger.warning("an in-process callback ran longer than handler_timeout_ms; it cannot be interrupted (isolation \"process\" can)",
+                               [("session", .int(id)), ("target_name", .string(comm.targetName)), ("comm_id", .string(comm.id)),
+                                ("callback", .string("\(callback)")), ("plugin", .string(library.name)),
+                                ("elapsed_ms", .int(Int(elapsed / 1_000_000))), ("handler_timeout_ms", .int(Int(library.slowCallbackNanoseconds / 1_000_000)))])
+            }
+        }
+        return try body()
     }
 
     // MARK: Jobs and serialization
@@ -712,10 +740,12 @@ public final class Session: @unchecked Sendable {
         if wakeupsHeld == 0 || ended { output.broadcast() }
     }
 
-    private func emitClose(id commID: String) {
-        emit { encoder, out in
-            encoder.commClose(into: &out, commID: commID, data: UnsafeRawBufferPointer(start: nil, count: 0),
-                              metadata: UnsafeRawBufferPointer(start: nil, count: 0), buffers: [UnsafeRawBufferPointer](), parent: currentParent)
+    private func emitClose(id commID: String, data: [UInt8] = []) {
+        data.withUnsafeBytes { data in
+            emit { encoder, out in
+                encoder.commClose(into: &out, commID: commID, data: data,
+                                  metadata: UnsafeRawBufferPointer(start: nil, count: 0), buffers: [UnsafeRawBufferPointer](), parent: currentParent)
+            }
         }
     }
 

@@ -10,6 +10,17 @@ final class Stats: Sendable {
     private let targets = Locked<[String: StatsTarget]>([:])
     private let errors = Locked<[String: Int]>([:])
     private let reloads = Atomic<Int>(0)
+    private let workers = Locked<[String: StatsWorker]>([:])
+
+    /// The counters of the worker-served library at `path`, created on first use.
+    func worker(_ path: String) -> StatsWorker {
+        workers.withLock { table in
+            if let existing = table[path] { return existing }
+            let created = StatsWorker()
+            table[path] = created
+            return created
+        }
+    }
 
     /// The counters of `targetName`, created on first use. Look this up once
     /// per comm, not per message.
@@ -52,6 +63,7 @@ final class Stats: Sendable {
             perTarget[name] = target
         }
         return StatsSnapshot(uptimeSeconds: Double(MonotonicClock.nanoseconds() &- startedNanoseconds) / 1e9, sessions: sessions,
-                             reloads: reloads.load(ordering: .relaxed), errors: errors.withLock { $0 }, targets: perTarget)
+                             reloads: reloads.load(ordering: .relaxed), errors: errors.withLock { $0 }, targets: perTarget,
+                             workers: workers.withLock { $0 }.mapValues(\.snapshot))
     }
 }

@@ -12,6 +12,31 @@ public struct StatsSnapshot: Sendable, Equatable {
     public var errors: [String: Int]
     /// Per `target_name`: every bound target, and any other that was counted.
     public var targets: [String: Target]
+    /// Per library path, for libraries served by a worker process.
+    public var workers: [String: Worker]
+
+    /// The figures of one worker-served library.
+    public struct Worker: Sendable, Equatable {
+        /// The pid of the worker serving it now (0 while none runs).
+        public var pid: Int
+        /// Workers started to replace one that crashed.
+        public var restarts: Int
+        /// Workers that died (signal, exit, missed deadline).
+        public var crashes: Int
+        /// How the last one died, e.g. "signal 11 (Segmentation fault)".
+        public var lastCrash: String?
+        /// Whether its targets were disabled after too many crashes.
+        public var disabled: Bool
+
+        /// A worker's figures; zero unless given.
+        public init(pid: Int = 0, restarts: Int = 0, crashes: Int = 0, lastCrash: String? = nil, disabled: Bool = false) {
+            self.pid = pid
+            self.restarts = restarts
+            self.crashes = crashes
+            self.lastCrash = lastCrash
+            self.disabled = disabled
+        }
+    }
 
     /// The figures of one target.
     public struct Target: Sendable, Equatable {
@@ -58,12 +83,14 @@ public struct StatsSnapshot: Sendable, Equatable {
     }
 
     /// A snapshot with the given figures.
-    public init(uptimeSeconds: Double, sessions: Int, reloads: Int, errors: [String: Int], targets: [String: Target]) {
+    public init(uptimeSeconds: Double, sessions: Int, reloads: Int, errors: [String: Int], targets: [String: Target],
+                workers: [String: Worker] = [:]) {
         self.uptimeSeconds = uptimeSeconds
         self.sessions = sessions
         self.reloads = reloads
         self.errors = errors
         self.targets = targets
+        self.workers = workers
     }
 
     // MARK: JSON
@@ -81,6 +108,11 @@ public struct StatsSnapshot: Sendable, Equatable {
             return "\(JSONText.string(name)):{\"opened\":\(target.opened),\"messages_in\":\(target.messagesIn),\"messages_out\":\(target.messagesOut),"
                 + "\"handler_time_us\":{\"count\":\(time.count),\"mean\":\(Self.fixed3(time.meanNanoseconds / 1000)),"
                 + "\"p50\":\(Self.fixed3(time.p50Nanoseconds / 1000)),\"p99\":\(Self.fixed3(time.p99Nanoseconds / 1000))}}"
+        }.joined(separator: ",")
+        out += "},\"workers\":{"
+        out += workers.sorted { $0.key < $1.key }.map { path, worker in
+            "\(JSONText.string(path)):{\"pid\":\(worker.pid),\"restarts\":\(worker.restarts),\"crashes\":\(worker.crashes),"
+                + "\"last_crash\":\(worker.lastCrash.map(JSONText.string) ?? "null"),\"disabled\":\(worker.disabled)}"
         }.joined(separator: ",")
         out += "}}"
         return Array(out.utf8)
@@ -142,6 +174,25 @@ public struct StatsSnapshot: Sendable, Equatable {
         }
         for (name, count) in open where targets[name] == nil { targets[name] = Target(open: count) }
         self.targets = targets
+        var workers: [String: Worker] = [:]
+        if content["workers"] != nil {
+            for entry in try members(content, "workers", "content") {
+                let path = "content.workers.\(entry.key)"
+                let node = entry.value
+                let lastCrash: String?
+                switch try member(node, "last_crash", path).value {
+                case .null: lastCrash = nil
+                case .string(let text): lastCrash = text
+                default: throw DecodeError(description: "stats reply: \(path).last_crash is not a string or null")
+                }
+                guard case .bool(let disabled) = try member(node, "disabled", path).value else {
+                    throw DecodeError(description: "stats reply: \(path).disabled is not a boolean")
+                }
+                workers[entry.key] = Worker(pid: try int(node, "pid", path), restarts: try int(node, "restarts", path),
+                                            crashes: try int(node, "crashes", path), lastCrash: lastCrash, disabled: disabled)
+            }
+        }
+        self.workers = workers
     }
 
     /// `value` with exactly three decimals ("12.345"), for JSON and tables.

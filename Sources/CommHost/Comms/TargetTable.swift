@@ -5,6 +5,10 @@ import Synchronization
 /// input only ever looks names up here: it can never cause a load.
 public final class TargetTable: Sendable {
     private let bindings: Mutex<[String: Handler]>
+    /// Targets that are listed but not served now (their worker crashed and
+    /// is restarting, or crashed too often), with the reason a client's
+    /// comm_open for them is closed with.
+    private let unavailable = Mutex<[String: String]>([:])
 
     /// A table with `bindings`.
     public init(_ bindings: [String: Handler] = [:]) {
@@ -26,6 +30,18 @@ public final class TargetTable: Sendable {
     static func libraries(of bindings: [String: Handler]) -> [PluginLibrary] {
         var seen = Set<ObjectIdentifier>()
         return bindings.values.map(\.library).filter { seen.insert(ObjectIdentifier($0)).inserted }.sorted { $0.path < $1.path }
+    }
+
+    /// Why `targetName` is not served now, when it is listed but unavailable.
+    public func unavailableReason(for targetName: String) -> String? {
+        unavailable.withLock { $0[targetName] }
+    }
+
+    /// Marks targets unavailable (with their reasons) or available again (nil).
+    public func setUnavailable(_ reasons: [String: String?]) {
+        unavailable.withLock { table in
+            for (target, reason) in reasons { table[target] = reason }
+        }
     }
 
     /// Every binding, for stats and reload.

@@ -54,7 +54,7 @@ public enum Host {
             return nil
         }
         do {
-            plugins = try PluginSet.load(manifest, staging: staging)
+            plugins = try PluginSet.load(manifest, staging: staging, workerExecutable: options.executableDirectory + "/commhost")
         } catch {
             for problem in error.problems { logger.error("plugin problem: \(problem)") }
             staging.removeAll()

@@ -19,7 +19,11 @@ public struct PluginSet: Sendable {
     /// with the same config and a hash the manifest accepts, is reused rather
     /// than loaded again. On any failure, retires what it loaded and throws
     /// every problem found.
-    public static func load(_ manifest: Manifest, staging: StagingArea, reusing current: [String: PluginLibrary] = [:]) throws(Failure) -> PluginSet {
+    /// Libraries whose targets say `"isolation": "process"` are served by a
+    /// `commhost worker` started from `workerExecutable` (without one they
+    /// are loaded in-process, as `check` does).
+    public static func load(_ manifest: Manifest, staging: StagingArea, reusing current: [String: PluginLibrary] = [:],
+                            workerExecutable: String? = nil) throws(Failure) -> PluginSet {
         var problems: [String] = []
         var libraries: [String: PluginLibrary] = [:]
         var loaded: [PluginLibrary] = []
@@ -35,11 +39,14 @@ public struct PluginSet: Sendable {
             let config = targets[0].config
             let expected = targets.lazy.compactMap(\.sha256).first
             let library: PluginLibrary
-            if let existing = current[path], existing.config == config, expected == nil || expected?.lowercased() == existing.sha256 {
+            let isolation = workerOptions(for: targets, executable: workerExecutable)
+            if let existing = current[path], existing.config == config, expected == nil || expected?.lowercased() == existing.sha256,
+               existing.worker?.process.options == isolation {
                 library = existing
             } else {
                 do {
-                    library = try PluginLibrary.load(path: path, staging: staging, config: config, expectedSHA256: expected)
+                    library = try PluginLibrary.load(path: path, staging: staging, config: config, expectedSHA256: expected,
+                                                     isolation: isolation, maxFrameBytes: manifest.limits.maxFrameBytes)
                 } catch {
                     problems.append("\(manifest.sourcePath):\(targets[0].line): \(targets[0].jsonPath).library: \(error)")
                     continue
@@ -47,6 +54,7 @@ public struct PluginSet: Sendable {
                 loaded.append(library)
             }
             libraries[path] = library
+            applyTimeout(of: targets, to: library)
             for target in targets {
                 if let handler = library.handler(named: target.handler) {
                     bindings[target.targetName] = handler
@@ -60,5 +68,20 @@ public struct PluginSet: Sendable {
             throw Failure(problems: problems)
         }
         return PluginSet(libraries: libraries, bindings: bindings, loaded: loaded)
+    }
+
+    /// Gives `library` the smallest `handler_timeout_ms` of its `targets`.
+    static func applyTimeout(of targets: [TargetBinding], to library: PluginLibrary) {
+        library.slowCallbackNanoseconds = UInt64(targets.map(\.handlerTimeoutMS).min() ?? 5000) * 1_000_000
+    }
+
+    /// How the library bound by `targets` is served: nil in-process; for
+    /// `"isolation": "process"`, a worker with the library's settings and the
+    /// smallest `handler_timeout_ms` of its targets as the callback deadline.
+    static func workerOptions(for targets: [TargetBinding], executable: String?) -> WorkerOptions? {
+        guard let executable, let first = targets.first, first.isolation == .process else { return nil }
+        return WorkerOptions(executable: executable, handlerTimeoutMilliseconds: targets.map(\.handlerTimeoutMS).min() ?? 5000,
+                             addressSpaceBytes: first.worker.addressSpaceBytes, cpuSeconds: first.worker.cpuSeconds,
+                             openFiles: first.worker.openFiles)
     }
 }

@@ -36,7 +36,10 @@ public final class PluginLibrary: @unchecked Sendable {
     /// What init returned, passed to open and restore.
     private(set) var state: UnsafeMutableRawPointer?
 
-    private let dl: DynamicLibrary
+    /// The dlopened copy; nil for a library served by a worker process.
+    private let dl: DynamicLibrary?
+    /// The worker process serving this library (`"isolation": "process"`), or nil in-process.
+    let worker: WorkerProxy?
     private let staging: StagingArea
     private let deinitFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
     private let sessionStartFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, commhost_session_cause,
@@ -48,6 +51,7 @@ public final class PluginLibrary: @unchecked Sendable {
     private let gate = ConditionLock()
     private let inFlight = Atomic<Int>(0)
     private let retired = Atomic<Bool>(false)
+    private let slowCallback = Atomic<UInt64>(5_000_000_000)
     private let accepting = Atomic<Bool>(true)
     /// This library's `commhost_host` table (made at load, never freed).
     private(set) var hostTable: UnsafePointer<commhost_host>!
@@ -71,8 +75,11 @@ public final class PluginLibrary: @unchecked Sendable {
     /// and handlers and runs its init with `config` (JSON text). When
     /// `expectedSHA256` is given, the staged copy — the bytes that are
     /// dlopened — must have that hash. Throws a one-line reason naming `path`.
+    /// With `isolation`, the staged copy is loaded by a `commhost worker`
+    /// child process instead, and this library forwards every call to it.
     public static func load(path: String, staging: StagingArea, config: [UInt8] = Array("null".utf8),
-                            expectedSHA256: String? = nil, logger: Logger? = nil) throws(LoadError) -> PluginLibrary {
+                            expectedSHA256: String? = nil, logger: Logger? = nil,
+                            isolation: WorkerOptions? = nil, maxFrameBytes: Int = 64 << 20) throws(LoadError) -> PluginLibrary {
         let bytes = try readFile(path)
         let image: ELFImage
         let digest: String
@@ -89,6 +96,10 @@ public final class PluginLibrary: @unchecked Sendable {
             Result { () throws(LoadError) in try staging.stage(raw, originalPath: path) }
         }.get()
 
+        if let isolation {
+            return try loadInWorker(path: path, stagedPath: stagedPath, digest: digest, config: config, image: image, staging: staging,
+                                    logger: logger, options: isolation, maxFrameBytes: maxFrameBytes)
+        }
         let dl: DynamicLibrary
         do {
             dl = try DynamicLibrary.open(stagedPath, neverUnload: image.containsSwift)
@@ -111,7 +122,8 @@ public final class PluginLibrary: @unchecked Sendable {
         let library: PluginLibrary
         do {
             library = try PluginLibrary(path: path, stagedPath: stagedPath, sha256: digest, config: config, containsSwift: image.containsSwift,
-                                        descriptor: descriptor, dl: dl, staging: staging, logger: logger ?? HostAPI.logger.withLock { $0 })
+                                        descriptor: descriptor, dl: dl, worker: nil, staging: staging,
+                                        logger: logger ?? HostAPI.logger.withLock { $0 })
         } catch {
             throw refuse(error.kind, error.reason)
         }
@@ -123,8 +135,44 @@ public final class PluginLibrary: @unchecked Sendable {
         return library
     }
 
+    /// The same load, with the staged copy served by a new worker process.
+    private static func loadInWorker(path: String, stagedPath: String, digest: String, config: [UInt8], image: ELFImage,
+                                     staging: StagingArea, logger: Logger?, options: WorkerOptions,
+                                     maxFrameBytes: Int) throws(LoadError) -> PluginLibrary {
+        let started: (WorkerProcess, WorkerDescriptor)
+        do {
+            started = try WorkerProcess.start(stagedPath: stagedPath, options: options, maxFrameBytes: 2 * maxFrameBytes + (1 << 20))
+        } catch {
+            staging.remove(stagedPath)
+            throw LoadError(.dlopenFailed, path: path, reason: "worker: \(error.reason)")
+        }
+        let proxy = WorkerProxy(process: started.0, remote: started.1)
+        func refuse(_ kind: LoadError.Kind, _ reason: String) -> LoadError {
+            proxy.process.kill(because: "its library was refused")
+            staging.remove(stagedPath)
+            return LoadError(kind, path: path, reason: reason)
+        }
+        let library: PluginLibrary
+        do {
+            library = try PluginLibrary(path: path, stagedPath: stagedPath, sha256: digest, config: config, containsSwift: image.containsSwift,
+                                        descriptor: proxy.descriptor, dl: nil, worker: proxy, staging: staging,
+                                        logger: logger ?? HostAPI.logger.withLock { $0 })
+        } catch {
+            throw refuse(error.kind, error.reason)
+        }
+        proxy.process.onDeath = { [unowned library] reason in library.workerDied(reason) }
+        proxy.process.startReading()
+        do {
+            try library.initialize(config: config)
+        } catch {
+            throw refuse(.initFailed, "init failed: \(error)")
+        }
+        return library
+    }
+
     private init(path: String, stagedPath: String, sha256: String, config: [UInt8], containsSwift: Bool,
-                 descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary, staging: StagingArea, logger: Logger) throws(LoadError) {
+                 descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary?, worker: WorkerProxy?, staging: StagingArea,
+                 logger: Logger) throws(LoadError) {
         let size = ABIStruct.declaredSize(descriptor)
         let versionsEnd = MemoryLayout<commhost_plugin>.offset(of: \.abi_minor)! + 2
         guard size >= versionsEnd else {
@@ -147,6 +195,7 @@ public final class PluginLibrary: @unchecked Sendable {
         self.config = config
         self.containsSwift = containsSwift
         self.dl = dl
+        self.worker = worker
         self.staging = staging
         self.logger = logger
         abiMajor = major
@@ -199,6 +248,14 @@ public final class PluginLibrary: @unchecked Sendable {
             return Result { () throws(PluginCallError) in try call { initFn(hostTable, slice, &out) } }
         }.get()
         state = out
+    }
+
+    /// How long a callback may run (`handler_timeout_ms` of the library's
+    /// targets, the smallest): past it an in-process callback is logged, a
+    /// worker-served one gets its worker killed. Default 5 s.
+    var slowCallbackNanoseconds: UInt64 {
+        get { slowCallback.load(ordering: .relaxed) }
+        set { slowCallback.store(newValue, ordering: .relaxed) }
     }
 
     /// Whether the library has been retired: no call reaches it any more.
@@ -284,6 +341,18 @@ public final class PluginLibrary: @unchecked Sendable {
         }
     }
 
+    /// Called (on the worker's reader thread) when the worker serving this
+    /// library has died; set by whoever supervises it.
+    var onWorkerDeath: (@Sendable (PluginLibrary, String) -> Void)? {
+        get { deathHandler.withLock { $0 } }
+        set { deathHandler.withLock { $0 = newValue } }
+    }
+    private let deathHandler = Locked<(@Sendable (PluginLibrary, String) -> Void)?>(nil)
+
+    fileprivate func workerDied(_ reason: String) {
+        onWorkerDeath?(self, reason)
+    }
+
     /// Logs a call with a handle this library does not hold (ABI requirement 14).
     func logHandleMisuse(_ what: String) {
         logger.error("plugin called a host function with a bad handle; refused", [("plugin", .string(name)), ("library", .string(path)),
@@ -310,7 +379,7 @@ public final class PluginLibrary: @unchecked Sendable {
                 return COMMHOST_OK
             }
         }
-        if unmap && !containsSwift { dl.close() }
+        if unmap && !containsSwift { dl?.close() }
         staging.remove(stagedPath)
     }
 

@@ -18,8 +18,10 @@ struct HandlerSwap {
         /// Move it to this handler (hand-off when both sides support it,
         /// else close it with cause `reload`).
         case move(Handler)
-        /// Close it with this cause (its target was removed or disabled).
-        case close(CloseCause)
+        /// Close it with this cause (its target was removed or disabled), and
+        /// `data` as the comm_close's data (nil: `{}`, or `{"reason":"reloaded"}`
+        /// for cause reload).
+        case close(CloseCause, data: [UInt8]? = nil)
     }
 
     /// What a successful swap did.
@@ -47,7 +49,11 @@ struct HandlerSwap {
     /// when a library at the same path replaces it, else `removed`), one that
     /// joins gets session_start (`resumed` or `started`). Throws (changing
     /// nothing) when a hand-off fails.
-    static func run(manager: CommManager, table: [String: Handler], decide: (Comm) -> Decision) throws(Failure) -> Report {
+    /// With `freshSessions`, a joining library gets cause `started` even
+    /// where it replaces one at the same path (a worker restarted after a
+    /// crash knows nothing of the sessions).
+    static func run(manager: CommManager, table: [String: Handler], freshSessions: Bool = false,
+                    decide: (Comm) -> Decision) throws(Failure) -> Report {
         let started = MonotonicClock.seconds()
         let held = manager.holdAll()
         defer { manager.releaseAll(held) }
@@ -63,21 +69,21 @@ struct HandlerSwap {
         for session in held { session.barrier() }
 
         var moves: [Move] = []
-        var closes: [(Session, Comm, CloseCause)] = []
+        var closes: [(Session, Comm, CloseCause, [UInt8]?)] = []
         for session in held {
             for comm in session.comms(servedBy: { _ in true }) {
                 switch decide(comm) {
                 case .keep:
                     continue
-                case .close(let cause):
-                    closes.append((session, comm, cause))
+                case .close(let cause, let data):
+                    closes.append((session, comm, cause, data))
                 case .move(let handler) where handler === comm.handler:
                     continue
                 case .move(let handler):
                     if comm.handler.supportsHandOff && handler.supportsHandOff && comm.owesClose {
                         moves.append(Move(session: session, comm: comm, handler: handler))
                     } else {
-                        closes.append((session, comm, .reload))
+                        closes.append((session, comm, .reload, nil))
                     }
                 }
             }
@@ -92,7 +98,7 @@ struct HandlerSwap {
                 if try handOff(&move) {
                     handedOff.append(move)
                 } else {
-                    closes.append((move.session, move.comm, .reload))
+                    closes.append((move.session, move.comm, .reload, nil))
                 }
             } catch {
                 abandon(handedOff + [move])
@@ -109,17 +115,17 @@ struct HandlerSwap {
             move.comm.handler = move.handler
             move.comm.instance = move.instance
         }
-        for (session, comm, cause) in closes {
-            session.closeHeld(comm, cause: cause, data: cause == .reload ? reloadedData : [])
+        for (session, comm, cause, data) in closes {
+            session.closeHeld(comm, cause: cause, data: data ?? (cause == .reload ? reloadedData : []))
         }
         for session in held {
             let serving = session.libraries
             for old in leaving where serving.contains(where: { $0 === old }) {
-                session.endLibrary(old, cause: joining.contains { $0.path == old.path } ? .handedOff : .removed)
+                session.endLibrary(old, cause: joining.contains { $0.path == old.path } && !freshSessions ? .handedOff : .removed)
             }
             for new in joining {
                 let resumed = serving.contains { old in old.path == new.path && leaving.contains { $0 === old } }
-                session.startLibrary(new, cause: resumed ? .resumed : .started)
+                session.startLibrary(new, cause: resumed && !freshSessions ? .resumed : .started)
             }
         }
         return Report(handedOff: handedOff.count, closed: closes.count, heldSeconds: MonotonicClock.seconds() - started)

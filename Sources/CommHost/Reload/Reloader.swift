@@ -16,6 +16,10 @@ public final class Reloader: @unchecked Sendable {
     private var manifest: Manifest
     private var libraries: [String: PluginLibrary]
     private var watcher: FileWatcher?
+    /// When each worker-served library crashed, within its crash window (by path).
+    private var crashes: [String: [Double]] = [:]
+    /// The `commhost` executable that runs workers.
+    private var workerExecutable: String { executableDirectory + "/commhost" }
 
     /// A reloader for what `plugins` loaded from `manifest`. With `watch`
     /// (or `reload.watch` in the manifest) it watches every loaded library
@@ -29,7 +33,10 @@ public final class Reloader: @unchecked Sendable {
         self.logger = logger
         self.executableDirectory = executableDirectory
         self.forceWatch = watch
-        queue.sync { updateWatcher() }
+        queue.sync {
+            updateWatcher()
+            for library in libraries.values { supervise(library) }
+        }
     }
 
     /// Re-reads the manifest and applies the difference (SIGHUP).
@@ -71,7 +78,9 @@ public final class Reloader: @unchecked Sendable {
         let new: PluginLibrary
         do {
             new = try PluginLibrary.load(path: path, staging: staging, config: old.config,
-                                         expectedSHA256: targets.lazy.compactMap(\.sha256).first)
+                                         expectedSHA256: targets.lazy.compactMap(\.sha256).first,
+                                         isolation: PluginSet.workerOptions(for: targets, executable: workerExecutable),
+                                         maxFrameBytes: manifest.limits.maxFrameBytes)
         } catch {
             return refuse(Self.step(for: error.kind), error.reason)
         }
@@ -95,6 +104,8 @@ public final class Reloader: @unchecked Sendable {
             return refuse(error.step, error.reason)
         }
         libraries[path] = new
+        PluginSet.applyTimeout(of: targets, to: new)
+        supervise(new)
         old.retire()
         manager.countReload()
         let switched = MonotonicClock.seconds()
@@ -103,6 +114,101 @@ public final class Reloader: @unchecked Sendable {
             ("handed_off", .int(report.handedOff)), ("closed", .int(report.closed)),
             ("swap_ms", .double(Self.millis(switched - seenAt))), ("held_ms", .double(Self.millis(report.heldSeconds))),
         ])
+    }
+
+    // MARK: Workers
+
+    /// Has a worker-served library's death reported to this reloader.
+    private func supervise(_ library: PluginLibrary) {
+        guard library.worker != nil else { return }
+        library.onWorkerDeath = { [weak self] library, reason in
+            self?.queue.async { self?.workerDied(library, reason: reason) }
+        }
+        manager.stats.worker(library.path).started(pid: library.worker?.process.pid ?? 0)
+    }
+
+    /// The `comm_close` data of a comm whose worker died.
+    static let crashedData = Array(#"{"reason":"handler crashed"}"#.utf8)
+
+    /// A worker died (a signal, an exit, a missed deadline): its comms are
+    /// closed with `{"reason":"handler crashed"}` at once (no callback can
+    /// run in a dead process, and no session_end is owed), its targets refuse
+    /// comm_open with the reason meanwhile, and it is restarted after the
+    /// backoff, or its targets are disabled once it crashed `max_crashes`
+    /// times within `crash_window_ms`. Every other library keeps serving.
+    private func workerDied(_ library: PluginLibrary, reason: String) {
+        let path = library.path
+        guard libraries[path] === library, !library.isRetired else { return }
+        let targets = manifest.enabledTargets.filter { $0.libraryPath == path }
+        guard let settings = targets.first?.worker else { return }
+        let now = MonotonicClock.seconds()
+        var times = (crashes[path] ?? []).filter { now - $0 < Double(settings.crashWindowMS) / 1000 }
+        times.append(now)
+        crashes[path] = times
+        let last = library.worker?.process.lastCallback ?? "none"
+        manager.stats.worker(path).crashed(reason: reason)
+        logger.error("worker died; closing its comms", [("library", .string(path)), ("plugin", .string(library.name)),
+                                                         ("pid", .int(Int(library.worker?.process.pid ?? 0))), ("reason", .string(reason)),
+                                                         ("last_callback", .string(last)),
+                                                         ("targets", .string(targets.map(\.targetName).sorted().joined(separator: ","))),
+                                                         ("crashes_in_window", .int(times.count))])
+        let disable = times.count >= settings.maxCrashes
+        let why = disable
+            ? "handler crashed \(times.count) times within \(settings.crashWindowMS) ms; target disabled (fix the plugin, then edit the manifest or send SIGHUP)"
+            : "handler crashed; restarting"
+        var table = manager.targets.all
+        for target in targets { table[target.targetName] = nil }
+        manager.targets.setUnavailable(Dictionary(uniqueKeysWithValues: targets.map { ($0.targetName, why) }))
+        _ = try? HandlerSwap.run(manager: manager, table: table) { comm in
+            comm.handler.library === library ? .close(.removed, data: Self.crashedData) : .keep
+        }
+        libraries[path] = nil
+        library.retire()
+        if disable {
+            logger.error("target disabled: its worker crashed too often", [("library", .string(path)), ("crashes", .int(times.count)),
+                                                                            ("window_ms", .int(settings.crashWindowMS)),
+                                                                            ("targets", .string(targets.map(\.targetName).sorted().joined(separator: ",")))])
+            manager.stats.worker(path).disabled()
+            return
+        }
+        let delay = settings.restartDelayMS(crashesInWindow: times.count)
+        queue.asyncAfter(deadline: .now() + .milliseconds(delay)) { self.restartWorker(path: path) }
+    }
+
+    /// Starts a new worker for `path` after a crash and serves its targets
+    /// again; every session starts afresh for it (cause `started`).
+    private func restartWorker(path: String) {
+        guard libraries[path] == nil else { return }
+        let targets = manifest.enabledTargets.filter { $0.libraryPath == path }
+        guard let first = targets.first else { return }
+        let new: PluginLibrary
+        do {
+            new = try PluginLibrary.load(path: path, staging: staging, config: first.config,
+                                         expectedSHA256: targets.lazy.compactMap(\.sha256).first,
+                                         isolation: PluginSet.workerOptions(for: targets, executable: workerExecutable),
+                                         maxFrameBytes: manifest.limits.maxFrameBytes)
+        } catch {
+            logger.error("worker restart failed; trying again after the backoff", [("library", .string(path)), ("reason", .string(error.reason))])
+            let delay = first.worker.restartDelayMS(crashesInWindow: crashes[path]?.count ?? 1)
+            queue.asyncAfter(deadline: .now() + .milliseconds(max(delay, 100))) { self.restartWorker(path: path) }
+            return
+        }
+        var table = manager.targets.all
+        for target in targets {
+            guard let handler = new.handler(named: target.handler) else {
+                logger.error("worker restart: the library no longer exports a handler; target stays down",
+                             [("library", .string(path)), ("reason", .string(new.noHandlerReason(target.handler)))])
+                continue
+            }
+            table[target.targetName] = handler
+        }
+        _ = try? HandlerSwap.run(manager: manager, table: table, freshSessions: true) { _ in .keep }
+        manager.targets.setUnavailable(Dictionary(uniqueKeysWithValues: targets.map { ($0.targetName, nil as String?) }))
+        libraries[path] = new
+        PluginSet.applyTimeout(of: targets, to: new)
+        supervise(new)
+        manager.stats.worker(path).restarted()
+        logger.info("worker restarted", [("library", .string(path)), ("pid", .int(Int(new.worker?.process.pid ?? 0)))])
     }
 
     // MARK: Manifest reload
@@ -120,7 +226,7 @@ public final class Reloader: @unchecked Sendable {
         }
         let set: PluginSet
         do {
-            set = try PluginSet.load(next, staging: staging, reusing: libraries)
+            set = try PluginSet.load(next, staging: staging, reusing: libraries, workerExecutable: workerExecutable)
         } catch {
             for problem in error.problems { logger.error("plugin problem: \(problem)") }
             logger.error("manifest reload refused; the old configuration keeps serving", [("manifest", .string(path)), ("reason", .string(reason))])
@@ -154,6 +260,7 @@ public final class Reloader: @unchecked Sendable {
         let removed = Set(oldTable.keys).subtracting(set.bindings.keys)
         let changed = set.bindings.filter { name, handler in oldTable[name].map { $0 !== handler } ?? false }.keys
         libraries = set.libraries
+        for library in set.loaded { supervise(library) }
         manifest = next
         manager.countReload()
         updateWatcher()

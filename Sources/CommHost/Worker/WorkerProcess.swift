@@ -1,0 +1,275 @@
+import Glibc
+import Synchronization
+
+/// How a worker is started and watched: the executable, the callback
+/// deadline and the resource limits set before the library is loaded.
+public struct WorkerOptions: Sendable, Equatable {
+    /// The `commhost` executable that runs `commhost worker`.
+    public var executable: String
+    /// How long one callback may take before the worker is killed.
+    public var handlerTimeoutMilliseconds: Int
+    /// RLIMIT_AS, RLIMIT_CPU (seconds) and RLIMIT_NOFILE for the worker, when set.
+    public var addressSpaceBytes: Int?, cpuSeconds: Int?, openFiles: Int?
+
+    public init(executable: String, handlerTimeoutMilliseconds: Int = 5000, addressSpaceBytes: Int? = nil,
+                cpuSeconds: Int? = nil, openFiles: Int? = nil) {
+        self.executable = executable
+        self.handlerTimeoutMilliseconds = handlerTimeoutMilliseconds
+        self.addressSpaceBytes = addressSpaceBytes
+        self.cpuSeconds = cpuSeconds
+        self.openFiles = openFiles
+    }
+
+    /// The arguments after `commhost worker`.
+    var arguments: [String] {
+        var list: [String] = []
+        if let addressSpaceBytes { list += ["--address-space", String(addressSpaceBytes)] }
+        if let cpuSeconds { list += ["--cpu-seconds", String(cpuSeconds)] }
+        if let openFiles { list += ["--open-files", String(openFiles)] }
+        return list
+    }
+}
+
+/// One `commhost worker` child process and the host's end of its socket
+/// pair: requests out with a wait for their reply (running the host calls
+/// made under them meanwhile), a reader thread for replies and for host
+/// calls from the plugin's own threads, and the exit status once it dies.
+final class WorkerProcess: @unchecked Sendable {
+    // @unchecked: `pid` and `channel` are immutable; `state` is behind its lock.
+
+    /// The fd the worker finds its end of the socket pair on.
+    static let workerFD: Int32 = 3
+
+    let pid: pid_t
+    let channel: WorkerChannel
+    let options: WorkerOptions
+
+    /// What ended the worker, once it has: "signal 11 (SIGSEGV)", "exit status 3",
+    /// "killed: callback … did not return within 5000 ms".
+    var deathReason: String? { state.withLock { $0.death } }
+
+    /// Runs the host calls the plugin makes from its own threads (`during` 0),
+    /// and those under a request whose caller is no longer waiting. Set before
+    /// the reader starts; returns the `hostReply`.
+    var executeHostCall: (@Sendable (WorkerHostCall) -> WorkerMessage)?
+    /// Called once, on the reader thread, when the worker has died.
+    var onDeath: (@Sendable (String) -> Void)?
+
+    private struct State {
+        var nextID: UInt64 = 1
+        var waiting: [UInt64: Waiter] = [:]
+        var death: String?
+        /// What the request in flight longest is (for the crash log).
+        var inFlight: [UInt64: String] = [:]
+        var lastCallback: String?
+    }
+    private let state = Locked(State())
+
+    /// One caller waiting for its reply.
+    private final class Waiter: @unchecked Sendable {
+        // @unchecked: every field is touched holding `lock`.
+        let lock = ConditionLock()
+        var reply: WorkerMessage?
+        var calls: [(UInt64, WorkerHostCall)] = []
+        var dead = false
+    }
+
+    /// Starts `commhost worker` for the staged library at `stagedPath` and
+    /// waits for its hello. Throws a reason when it cannot start or refuses.
+    static func start(stagedPath: String, options: WorkerOptions, maxFrameBytes: Int) throws(WorkerStartFailure) -> (WorkerProcess, WorkerDescriptor) {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw WorkerStartFailure(reason: "socketpair failed: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // stdin from /dev/null, stdout to stderr (a plugin's printf must never
+        // reach the host's frame stream), the socket at fd 3; the worker closes
+        // every other descriptor it inherited before loading the library (a
+        // client's socket held open by a worker would outlive its session).
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], workerFD)
+        let arguments = ["commhost", "worker", "--fd", String(workerFD), "--library", stagedPath] + options.arguments
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, options.executable, &actions, nil, &argv, environ)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            throw WorkerStartFailure(reason: "cannot start \(options.executable) worker: \(String(cString: strerror(spawned)))")
+        }
+        let channel = WorkerChannel(fd: fds[0], maxFrameBytes: maxFrameBytes)
+        let hello: WorkerMessage
+        do {
+            hello = try channel.receive().message
+        } catch {
+            let status = reap(pid)
+            close(fds[0])
+            throw WorkerStartFailure(reason: "the worker ended before it said hello (\(status)): \(error)")
+        }
+        switch hello {
+        case .hello(let descriptor):
+            return (WorkerProcess(pid: pid, channel: channel, options: options), descriptor)
+        case .refusal(let reason):
+            _ = reap(pid)
+            close(fds[0])
+            throw WorkerStartFailure(reason: reason)
+        default:
+            Glibc.kill(pid, SIGKILL)
+            _ = reap(pid)
+            close(fds[0])
+            throw WorkerStartFailure(reason: "the worker's first frame was not a hello")
+        }
+    }
+
+    private init(pid: pid_t, channel: WorkerChannel, options: WorkerOptions) {
+        self.pid = pid
+        self.channel = channel
+        self.options = options
+    }
+
+    /// Starts the reader thread; set `executeHostCall` and `onDeath` first.
+    func startReading() {
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(self)
+        pthread_create(&thread, nil, { raw in
+            let worker = Unmanaged<WorkerProcess>.fromOpaque(raw!).takeRetainedValue()
+            worker.readLoop()
+            return nil
+        }, box.toOpaque())
+        pthread_detach(thread)
+    }
+
+    /// Sends `message` (one plugin callback, described by `what` for the
+    /// crash log) and waits for its reply, running the host calls made under
+    /// it on this thread with `execute`. Returns nil when the worker died (or
+    /// was killed for missing the deadline) before replying.
+    func request(_ message: WorkerMessage, what: String, execute: (WorkerHostCall) -> WorkerMessage) -> WorkerMessage? {
+        let waiter = Waiter()
+        let id = state.withLock { state -> UInt64? in
+            guard state.death == nil else { return nil }
+            let id = state.nextID
+            state.nextID += 1
+            state.waiting[id] = waiter
+            state.inFlight[id] = what
+            state.lastCallback = what
+            return id
+        }
+        guard let id else { return nil }
+        defer { state.withLock { _ = $0.waiting.removeValue(forKey: id); _ = $0.inFlight.removeValue(forKey: id) } }
+        do {
+            try channel.send(message, id: id)
+        } catch {
+            return nil
+        }
+        let deadline = MonotonicClock.seconds() + Double(options.handlerTimeoutMilliseconds) / 1000
+        waiter.lock.lock()
+        while true {
+            if let reply = waiter.reply {
+                waiter.lock.unlock()
+                return reply
+            }
+            if waiter.dead {
+                waiter.lock.unlock()
+                return nil
+            }
+            if !waiter.calls.isEmpty {
+                let (callID, call) = waiter.calls.removeFirst()
+                waiter.lock.unlock()
+                let answer = execute(call)
+                try? channel.send(answer, id: callID)
+                waiter.lock.lock()
+                continue
+            }
+            let left = deadline - MonotonicClock.seconds()
+            if left <= 0 {
+                waiter.lock.unlock()
+                kill(because: "\(what) did not return within \(options.handlerTimeoutMilliseconds) ms (handler_timeout_ms)")
+                return nil
+            }
+            waiter.lock.wait(seconds: left)
+        }
+    }
+
+    /// Kills the worker (a missed deadline, or the host no longer needs it);
+    /// the reader then reports its death with `reason`.
+    func kill(because reason: String) {
+        let first = state.withLock { state -> Bool in
+            guard state.death == nil else { return false }
+            state.death = "killed: \(reason)"
+            return true
+        }
+        if first { Glibc.kill(pid, SIGKILL) }
+    }
+
+    /// The callback the worker was running last (for the crash log).
+    var lastCallback: String? { state.withLock { $0.inFlight.values.first ?? $0.lastCallback } }
+
+    private func readLoop() {
+        while true {
+            let frame: (id: UInt64, message: WorkerMessage)
+            do {
+                frame = try channel.receive()
+            } catch {
+                break
+            }
+            switch frame.message {
+            case .reply:
+                if let waiter = state.withLock({ $0.waiting[frame.id] }) {
+                    waiter.lock.withLock {
+                        waiter.reply = frame.message
+                        waiter.lock.broadcast()
+                    }
+                }
+            case .hostCall(let during, let call):
+                if during != 0, let waiter = state.withLock({ $0.waiting[during] }) {
+                    waiter.lock.withLock {
+                        waiter.calls.append((frame.id, call))
+                        waiter.lock.broadcast()
+                    }
+                } else if let execute = executeHostCall {
+                    let answer = execute(call)
+                    if case .log = call { continue }
+                    try? channel.send(answer, id: frame.id)
+                }
+            default:
+                // Anything else from a worker is a protocol breach: stop it.
+                kill(because: "it sent an unexpected frame")
+            }
+        }
+        let status = Self.reap(pid)
+        let reason = state.withLock { state -> String in
+            if state.death == nil { state.death = status }
+            for waiter in state.waiting.values {
+                waiter.lock.withLock {
+                    waiter.dead = true
+                    waiter.lock.broadcast()
+                }
+            }
+            return state.death!
+        }
+        close(channel.fd)
+        onDeath?(reason)
+    }
+
+    /// Waits for `pid` and describes how it ended.
+    private static func reap(_ pid: pid_t) -> String {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return "exit status unknown (\(String(cString: strerror(errno))))" }
+        }
+        let signal = status & 0x7f
+        if signal == 0 { return "exit status \((status >> 8) & 0xff)" }
+        let name = String(cString: strsignal(signal))
+        return "signal \(signal) (\(name))"
+    }
+}
+
+/// Why a worker could not be started.
+struct WorkerStartFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}
