@@ -179,13 +179,20 @@ final class ManifestTests: XCTestCase {
         let fixture = try ManifestFixture(self)
         try fixture.makeDirectory(fixture.root + "/vendor")
         try fixture.makeDirectory(fixture.root + "/vendor/plugins")
-        for name in ["libEchoPlugin.so", "libCounterPlugin.so", "libAcmeWidgets.so"] {
+        for name in ["libEchoPlugin.so", "libCounterPlugin.so", "libAcmeWidgets.so", "libAcmeSolver.so"] {
             try fixture.library(name)
         }
         try fixture.manifest(String(doc[start.upperBound..<end.lowerBound]))
         let manifest = try manifest(fixture.load())
-        XCTAssertEqual(manifest.targets.count, 5)
+        XCTAssertEqual(manifest.targets.count, 6)
         XCTAssertEqual(manifest.targets[3].config, manifest.targets[2].config, "acme.table shares acme.chart's library config")
+        let solver = manifest.targets[5]
+        XCTAssertEqual(solver.isolation, .process)
+        XCTAssertEqual(solver.handlerTimeoutMS, 30_000)
+        XCTAssertEqual(solver.worker, WorkerSettings(maxCrashes: 3, crashWindowMS: 300_000, restartBackoffMS: 250,
+                                                     addressSpaceBytes: 4_294_967_296, cpuSeconds: 3600, openFiles: 256))
+        XCTAssertEqual(manifest.targets[0].isolation, .inProcess)
+        XCTAssertEqual(manifest.limits.handlerTimeoutMS, 5000)
         XCTAssertEqual(manifest.reload, ReloadSettings(watch: true, debounceMS: 150))
     }
 
