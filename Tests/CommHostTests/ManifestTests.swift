@@ -179,13 +179,20 @@ final class ManifestTests: XCTestCase {
         let fixture = try ManifestFixture(self)
         try fixture.makeDirectory(fixture.root + "/vendor")
         try fixture.makeDirectory(fixture.root + "/vendor/plugins")
-        for name in ["libEchoPlugin.so", "libCounterPlugin.so", "libAcmeWidgets.so"] {
+        for name in ["libEchoPlugin.so", "libCounterPlugin.so", "libAcmeWidgets.so", "libAcmeSolver.so"] {
             try fixture.library(name)
         }
         try fixture.manifest(String(doc[start.upperBound..<end.lowerBound]))
         let manifest = try manifest(fixture.load())
-        XCTAssertEqual(manifest.targets.count, 5)
+        XCTAssertEqual(manifest.targets.count, 6)
         XCTAssertEqual(manifest.targets[3].config, manifest.targets[2].config, "acme.table shares acme.chart's library config")
+        let solver = manifest.targets[5]
+        XCTAssertEqual(solver.isolation, .process)
+        XCTAssertEqual(solver.handlerTimeoutMS, 30_000)
+        XCTAssertEqual(solver.worker, WorkerSettings(maxCrashes: 3, crashWindowMS: 300_000, restartBackoffMS: 250,
+                                                     addressSpaceBytes: 4_294_967_296, cpuSeconds: 3600, openFiles: 256))
+        XCTAssertEqual(manifest.targets[0].isolation, .inProcess)
+        XCTAssertEqual(manifest.limits.handlerTimeoutMS, 5000)
         XCTAssertEqual(manifest.reload, ReloadSettings(watch: true, debounceMS: 150))
     }
 
@@ -611,5 +618,222 @@ final class ManifestTests: XCTestCase {
                        "/m.json:3: targets[0].library: gone")
         XCTAssertEqual(ManifestProblem(file: "/m.json", line: nil, path: "", message: "unreadable").description,
                        "/m.json: unreadable")
+    }
+
+    // MARK: isolation, handler timeouts and workers
+
+    func testIsolationTimeoutAndWorkerDefaultToInProcessFiveSecondsAndDefaultSettings() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h"}
+        ]}
+        """)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.limits.handlerTimeoutMS, 5000)
+        let target = try XCTUnwrap(manifest.targets.first)
+        XCTAssertEqual(target.isolation, .inProcess)
+        XCTAssertEqual(target.handlerTimeoutMS, 5000)
+        XCTAssertEqual(target.worker, WorkerSettings(maxCrashes: 5, crashWindowMS: 60_000, restartBackoffMS: 100,
+                                                     addressSpaceBytes: nil, cpuSeconds: nil, openFiles: nil))
+        XCTAssertEqual(target.worker, .defaults)
+        XCTAssertEqual(Isolation.inProcess.rawValue, "in-process")
+        XCTAssertEqual(Isolation.process.rawValue, "process")
+    }
+
+    func testIsolationTimeoutAndEveryWorkerMemberAreReadWithTheirValues() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.library("libBar.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "isolation": "process", "handler_timeout_ms": 250,
+           "worker": {"max_crashes": 2, "crash_window_ms": 1000, "restart_backoff_ms": 0,
+                      "address_space_bytes": 1073741824, "cpu_seconds": 30, "open_files": 64}},
+          {"target_name": "b", "library": "libBar.so", "handler": "h", "isolation": "in-process"},
+          {"target_name": "c", "library": "libBar.so", "handler": "h", "handler_timeout_ms": 1}
+        ],
+         "limits": {"handler_timeout_ms": 7000}}
+        """)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.limits.handlerTimeoutMS, 7000)
+        XCTAssertEqual(manifest.targets.map(\.isolation), [.process, .inProcess, .inProcess])
+        XCTAssertEqual(manifest.targets.map(\.handlerTimeoutMS), [250, 7000, 1], "a target's own timeout, else the limits' value")
+        XCTAssertEqual(manifest.targets[0].worker, WorkerSettings(maxCrashes: 2, crashWindowMS: 1000, restartBackoffMS: 0,
+                                                                  addressSpaceBytes: 1 << 30, cpuSeconds: 30, openFiles: 64))
+        XCTAssertEqual(manifest.targets[1].worker, .defaults)
+    }
+
+    func testProcessIsolationWithoutWorkerGetsTheDefaultSettings() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "isolation": "process", "worker": {"cpu_seconds": 9}},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h", "isolation": "process", "enabled": false}
+        ]}
+        """)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.targets[0].worker, WorkerSettings(cpuSeconds: 9), "absent members take their defaults")
+        XCTAssertEqual(manifest.targets[1].worker, .defaults, "a disabled target does not take its library's worker")
+    }
+
+    func testWrongIsolationTimeoutAndWorkerValuesAreProblemsAtTheirPathAndLine() throws {
+        let fixture = try ManifestFixture(self)
+        // Disabled targets: their fields are checked for form, their libraries are not looked up.
+        try fixture.manifest("""
+        {"version": 1, "targets": [
+          {"target_name": "a", "library": "libA.so", "handler": "h", "enabled": false,
+           "isolation": 1,
+           "handler_timeout_ms": 0},
+          {"target_name": "b", "library": "libB.so", "handler": "h", "enabled": false,
+           "isolation": "proces",
+           "handler_timeout_ms": "5",
+           "worker": {}},
+          {"target_name": "c", "library": "libC.so", "handler": "h", "enabled": false, "isolation": "process",
+           "worker": ["max_crashes", 5]},
+          {"target_name": "d", "library": "libD.so", "handler": "h", "enabled": false, "isolation": "process",
+           "handler_timeout_ms": 2.5,
+           "worker": {
+             "max_crashes": 0,
+             "crash_window_ms": -1,
+             "restart_backoff_ms": 5001,
+             "address_space_bytes": 1.5,
+             "cpu_seconds": 0,
+             "open_files": true
+           }},
+          {"target_name": "e", "library": "libE.so", "handler": "h", "enabled": false, "isolation": "process",
+           "worker": {"restart_backoff_ms": -1}}
+        ],
+         "limits": {"handler_timeout_ms": 0}}
+        """)
+        let problems = problems(fixture.load())
+        assertProblem(problems, at: "targets[0].isolation", line: 3, contains: "expected a string, found number")
+        assertProblem(problems, at: "targets[0].handler_timeout_ms", line: 4, contains: "expected a positive integer, found 0")
+        assertProblem(problems, at: "targets[1].isolation", line: 6,
+                      contains: #"expected "in-process" or "process", found "proces"; did you mean "process"?"#)
+        assertProblem(problems, at: "targets[1].handler_timeout_ms", line: 7, contains: "expected an integer, found string")
+        XCTAssertTrue(problems.filter { $0.path == "targets[1].worker" }.isEmpty,
+                      "a refused isolation does not also make its worker a problem: \(problems)")
+        assertProblem(problems, at: "targets[2].worker", line: 10, contains: "expected worker as an object, found array")
+        assertProblem(problems, at: "targets[3].handler_timeout_ms", line: 12,
+                      contains: "expected a positive integer written without fraction or exponent, found 2.5")
+        assertProblem(problems, at: "targets[3].worker.max_crashes", line: 14, contains: "expected a positive integer, found 0")
+        assertProblem(problems, at: "targets[3].worker.crash_window_ms", line: 15, contains: "expected a positive integer, found -1")
+        assertProblem(problems, at: "targets[3].worker.restart_backoff_ms", line: 16,
+                      contains: "expected an integer from 0 to 5000, found 5001")
+        assertProblem(problems, at: "targets[3].worker.address_space_bytes", line: 17,
+                      contains: "written without fraction or exponent, found 1.5")
+        assertProblem(problems, at: "targets[3].worker.cpu_seconds", line: 18, contains: "expected a positive integer, found 0")
+        assertProblem(problems, at: "targets[3].worker.open_files", line: 19, contains: "expected an integer, found boolean")
+        assertProblem(problems, at: "targets[4].worker.restart_backoff_ms", line: 22,
+                      contains: "expected an integer from 0 to 5000, found -1")
+        assertProblem(problems, at: "limits.handler_timeout_ms", line: 24, contains: "expected a positive integer, found 0")
+        XCTAssertEqual(problems.count, 14, problems.map(\.description).joined(separator: "\n"))
+    }
+
+    func testWorkerWithoutProcessIsolationIsRefused() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.library("libBar.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h",
+           "worker": {"max_crashes": 1}},
+          {"target_name": "b", "library": "libBar.so", "handler": "h", "isolation": "in-process",
+           "worker": {}}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 2, problems.map(\.description).joined(separator: "\n"))
+        assertProblem(problems, at: "targets[0].worker", line: 3,
+                      contains: #"a worker is only allowed with "isolation": "process", and this target's isolation is "in-process" (the default); add "isolation": "process" to this target or remove "worker""#)
+        assertProblem(problems, at: "targets[1].worker", line: 5,
+                      contains: #"this target's isolation is "in-process"; add "isolation": "process""#)
+    }
+
+    func testUnknownWorkerMemberSuggestsTheNearMiss() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "isolation": "process",
+           "worker": {"max_crash": 3,
+                      "CPU-Seconds": 3,
+                      "rlimit_nofile": 64}}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 3, problems.map(\.description).joined(separator: "\n"))
+        assertProblem(problems, at: "targets[0].worker.max_crash", line: 3, contains: #"unknown key "max_crash"; did you mean "max_crashes"?"#)
+        assertProblem(problems, at: #"targets[0].worker["CPU-Seconds"]"#, line: 4, contains: #"did you mean "cpu_seconds"?"#)
+        assertProblem(problems, at: "targets[0].worker.rlimit_nofile", line: 5,
+                      contains: #"unknown key "rlimit_nofile" (known keys: max_crashes, crash_window_ms, restart_backoff_ms, address_space_bytes, cpu_seconds, open_files)"#)
+    }
+
+    func testConflictingIsolationForOneLibraryNamesTheFirstTarget() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "isolation": "process"},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h", "isolation": "process", "handler_timeout_ms": 10},
+          {"target_name": "c", "library": "libFoo.so", "handler": "h", "enabled": false, "isolation": "in-process"},
+          {"target_name": "d", "library": "libFoo.so", "handler": "h",
+           "isolation": "in-process"}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 1, problems.map(\.description).joined(separator: "\n"))
+        assertProblem(problems, at: "targets[3].isolation", line: 6,
+                      contains: #"differs from the isolation "process" given for the same library \#(fixture.real(fixture.plugins))/libFoo.so at targets[0].isolation (line 2); a library is loaded once"#)
+    }
+
+    func testConflictingWorkerSettingsForOneLibraryNameTheFirstTarget() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "isolation": "process",
+           "worker": {"max_crashes": 3}},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h", "isolation": "process",
+           "worker": {"crash_window_ms": 60000, "max_crashes": 3}},
+          {"target_name": "c", "library": "libFoo.so", "handler": "h", "isolation": "process",
+           "worker": {}}
+        ]}
+        """)
+        let problems = problems(fixture.load())
+        XCTAssertEqual(problems.count, 1, "settings are compared with defaults filled in:\n" + problems.map(\.description).joined(separator: "\n"))
+        assertProblem(problems, at: "targets[2].worker", line: 7,
+                      contains: "differs from the worker settings given for the same library \(fixture.real(fixture.plugins))/libFoo.so at targets[0].worker (line 3)")
+    }
+
+    func testTargetsOfOneLibraryShareIsolationAndWorkerButNotTheTimeout() throws {
+        let fixture = try ManifestFixture(self)
+        try fixture.library("libFoo.so")
+        try fixture.manifest("""
+        {"version": 1, "plugin_paths": ["plugins"], "targets": [
+          {"target_name": "a", "library": "libFoo.so", "handler": "h", "isolation": "process", "handler_timeout_ms": 100},
+          {"target_name": "b", "library": "libFoo.so", "handler": "h", "isolation": "process", "worker": {"open_files": 64}},
+          {"target_name": "c", "library": "libFoo.so", "handler": "h"},
+          {"target_name": "d", "library": "libFoo.so", "handler": "h", "enabled": false}
+        ],
+         "limits": {"handler_timeout_ms": 900}}
+        """)
+        let manifest = try manifest(fixture.load())
+        XCTAssertEqual(manifest.targets.map(\.isolation), [.process, .process, .process, .inProcess])
+        XCTAssertEqual(manifest.targets.map(\.worker), [WorkerSettings(openFiles: 64), WorkerSettings(openFiles: 64),
+                                                        WorkerSettings(openFiles: 64), .defaults])
+        XCTAssertEqual(manifest.targets.map(\.handlerTimeoutMS), [100, 900, 900, 900])
+    }
+
+    func testRestartDelayDoublesPerCrashInTheWindowUpToFiveSeconds() {
+        let settings = WorkerSettings()
+        XCTAssertEqual((1...8).map { settings.restartDelayMS(crashesInWindow: $0) }, [100, 200, 400, 800, 1600, 3200, 5000, 5000])
+        XCTAssertEqual(WorkerSettings(restartBackoffMS: 0).restartDelayMS(crashesInWindow: 4), 0)
+        XCTAssertEqual(WorkerSettings(restartBackoffMS: 5000).restartDelayMS(crashesInWindow: 1), 5000)
+        XCTAssertEqual(WorkerSettings(restartBackoffMS: 3).restartDelayMS(crashesInWindow: Int.max), 5000, "no overflow")
+        XCTAssertEqual(WorkerSettings.restartBackoffRange, 0...5000)
     }
 }

@@ -12,7 +12,7 @@ struct ManifestEvaluation {
         var lines: [String: Int]
     }
 
-    /// Where a library's config or sha256 was given.
+    /// Where a library's config, sha256, isolation or worker was given.
     struct Source {
         var path: String
         var line: Int
@@ -121,7 +121,10 @@ struct ManifestEvaluation {
             let binding = TargetBinding(
                 targetName: name, library: library, libraryPath: libraryPath, handler: handler,
                 config: entry.config.map { document.sourceBytes(of: $0) } ?? Array("null".utf8),
-                enabled: entry.enabled, sha256: entry.sha256, jsonPath: entry.path.description, line: entry.line)
+                enabled: entry.enabled, sha256: entry.sha256, isolation: entry.isolation ?? .inProcess,
+                handlerTimeoutMS: entry.handlerTimeoutMS ?? reader.limits.handlerTimeoutMS,
+                worker: entry.worker ?? .defaults,
+                jsonPath: entry.path.description, line: entry.line)
             bindings.append(binding)
             if libraryUsable {
                 loadable.append(LoadableTarget(binding: binding, lines: entry.lines))
@@ -137,49 +140,58 @@ struct ManifestEvaluation {
         }
     }
 
-    /// A library gets one config and one expected hash: checks that the
-    /// enabled targets binding the same library agree (the first given
-    /// wins, later different ones are problems) and gives every such
-    /// binding the library's values. Returns the loadable libraries.
+    /// A library gets one config, one expected hash, one isolation and one
+    /// worker: checks that the enabled targets binding the same library
+    /// agree (the first given wins, later different ones are problems) and
+    /// gives every such binding the library's values. Returns the loadable
+    /// libraries.
     private mutating func shareLibrarySettings(_ entries: [ManifestReader.TargetEntry], document: JSONDocument,
                                                bindings: inout [TargetBinding], loadable: inout [LoadableTarget]) -> [LoadableLibrary] {
         struct Shared {
-            var config: (node: JSONDocument.Node, source: Source)?
+            var config: (value: JSONDocument.Node, source: Source)?
             var sha256: (value: String, source: Source)?
+            var isolation: (value: Isolation, source: Source)?
+            var worker: (value: WorkerSettings, source: Source)?
         }
         var byLibrary: [String: Shared] = [:]
         let entryByPath = Dictionary(entries.map { ($0.path.description, $0) }, uniquingKeysWith: { first, _ in first })
         for binding in bindings where binding.enabled && !binding.libraryPath.isEmpty {
             guard let entry = entryByPath[binding.jsonPath] else { continue }
             var shared = byLibrary[binding.libraryPath] ?? Shared()
+            // Where `key` is given on this entry.
+            func source(_ key: String) -> Source {
+                Source(path: entry.path.appending(key).description, line: entry.lines[key] ?? entry.line)
+            }
+            let library = binding.libraryPath
             if let node = entry.config {
-                let here = Source(path: entry.path.appending("config").description, line: node.line)
-                if let first = shared.config {
-                    if !first.node.isSameValue(as: node) {
-                        add(node.line, here.path, "differs from the config given for the same library \(binding.libraryPath) at \(first.source.path) (line \(first.source.line)); a library is initialised once with one config, so give it once or give the same value")
-                    }
-                } else {
-                    shared.config = (node, here)
-                }
+                share(node, at: source("config"), into: &shared.config, library: library,
+                      same: { $0.isSameValue(as: $1) }, described: { _ in "the config" },
+                      rule: "; a library is initialised once with one config, so give it once or give the same value")
             }
             if let hash = entry.sha256 {
-                let line = entry.lines["sha256"] ?? entry.line
-                let here = Source(path: entry.path.appending("sha256").description, line: line)
-                if let first = shared.sha256 {
-                    if first.value != hash {
-                        add(line, here.path, "differs from the sha256 given for the same library \(binding.libraryPath) at \(first.source.path) (line \(first.source.line))")
-                    }
-                } else {
-                    shared.sha256 = (hash, here)
-                }
+                share(hash, at: source("sha256"), into: &shared.sha256, library: library, same: ==,
+                      described: { _ in "the sha256" }, rule: "")
+            }
+            if let isolation = entry.isolation {
+                share(isolation, at: source("isolation"), into: &shared.isolation, library: library, same: ==,
+                      described: { "the isolation \(JSONText.string($0.rawValue))" },
+                      rule: "; a library is loaded once, into the host or into one worker,"
+                        + " so give it once or give the same value")
+            }
+            if let worker = entry.worker {
+                share(worker, at: source("worker"), into: &shared.worker, library: library, same: ==,
+                      described: { _ in "the worker settings" },
+                      rule: "; a library runs in one worker, so give them once or give the same values")
             }
             byLibrary[binding.libraryPath] = shared
         }
 
         func apply(_ binding: inout TargetBinding) {
             guard binding.enabled, let shared = byLibrary[binding.libraryPath] else { return }
-            if let config = shared.config { binding.config = document.sourceBytes(of: config.node) }
+            if let config = shared.config { binding.config = document.sourceBytes(of: config.value) }
             if let hash = shared.sha256 { binding.sha256 = hash.value }
+            if let isolation = shared.isolation { binding.isolation = isolation.value }
+            if let worker = shared.worker { binding.worker = worker.value }
         }
         for index in bindings.indices { apply(&bindings[index]) }
         for index in loadable.indices { apply(&loadable[index].binding) }
@@ -194,6 +206,23 @@ struct ManifestEvaluation {
             }
         }
         return libraries
+    }
+
+    /// Makes `value`, given at `here`, the library's when it is the first
+    /// given (`first` is nil), or records a problem at `here` when it is not
+    /// the same as the first: "differs from <described(first)> given for the
+    /// same library <library> at <path> (line <n>)<rule>".
+    private mutating func share<Value>(_ value: Value, at here: Source,
+                                       into first: inout (value: Value, source: Source)?, library: String,
+                                       same: (Value, Value) -> Bool, described: (Value) -> String, rule: String) {
+        guard let given = first else {
+            first = (value, here)
+            return
+        }
+        if !same(given.value, value) {
+            add(here.line, here.path, "differs from \(described(given.value)) given for the same library \(library)"
+                    + " at \(given.source.path) (line \(given.source.line))\(rule)")
+        }
     }
 
     private mutating func add(_ line: Int?, _ path: String, _ message: String) {

@@ -19,12 +19,18 @@ public struct ManifestLimits: Sendable, Equatable {
     /// `max_sessions`: sessions (socket connections) served at once; one
     /// more is refused with an error frame (default 1024).
     public var maxSessions: Int
+    /// `handler_timeout_ms`: milliseconds a callback into a handler may run
+    /// before it counts as hung, for targets that do not set their own
+    /// (default 5000). A hung callback gets a process-isolated target's
+    /// worker killed; an in-process one cannot be interrupted and is logged.
+    public var handlerTimeoutMS: Int
 
     /// Limits with the given values (the defaults unless told otherwise);
     /// `maxOutboundBytes` left nil is derived from the frame and high-water
     /// values by `minimumOutboundBytes(maxFrameBytes:outboundHighWaterBytes:)`.
     public init(maxFrameBytes: Int = 64 << 20, maxDepth: Int = 256, maxCommsPerSession: Int = 100_000,
-                outboundHighWaterBytes: Int = 8 << 20, maxOutboundBytes: Int? = nil, maxSessions: Int = 1024) {
+                outboundHighWaterBytes: Int = 8 << 20, maxOutboundBytes: Int? = nil, maxSessions: Int = 1024,
+                handlerTimeoutMS: Int = 5000) {
         self.maxFrameBytes = maxFrameBytes
         self.maxDepth = maxDepth
         self.maxCommsPerSession = maxCommsPerSession
@@ -32,6 +38,7 @@ public struct ManifestLimits: Sendable, Equatable {
         self.maxOutboundBytes = maxOutboundBytes
             ?? Self.minimumOutboundBytes(maxFrameBytes: maxFrameBytes, outboundHighWaterBytes: outboundHighWaterBytes)
         self.maxSessions = maxSessions
+        self.handlerTimeoutMS = handlerTimeoutMS
     }
 
     /// The values used for keys the manifest leaves out.

@@ -9,9 +9,12 @@ struct ManifestReader {
     static let supportedVersion = 1
 
     static let rootKeys = ["version", "plugin_paths", "targets", "limits", "reload", "comment"]
-    static let targetKeys = ["target_name", "library", "handler", "config", "enabled", "sha256", "comment"]
+    static let targetKeys = ["target_name", "library", "handler", "config", "enabled", "sha256", "isolation",
+                             "handler_timeout_ms", "worker", "comment"]
+    static let workerKeys = ["max_crashes", "crash_window_ms", "restart_backoff_ms", "address_space_bytes",
+                             "cpu_seconds", "open_files"]
     static let limitKeys = ["max_frame_bytes", "max_depth", "max_comms_per_session", "outbound_high_water_bytes",
-                            "max_outbound_bytes", "max_sessions"]
+                            "max_outbound_bytes", "max_sessions", "handler_timeout_ms"]
     static let reloadKeys = ["watch", "debounce_ms"]
 
     /// One `plugin_paths` entry as written.
@@ -30,6 +33,11 @@ struct ManifestReader {
         var config: Node?
         var enabled = true
         var sha256: String?
+        /// Nil when absent or refused.
+        var isolation: Isolation?
+        var handlerTimeoutMS: Int?
+        /// Nil when absent, refused, or not allowed (the target is not process-isolated).
+        var worker: WorkerSettings?
         var path: Path
         var line: Int
         /// 1-based line of each field present, by key.
@@ -182,10 +190,69 @@ struct ManifestReader {
                     }
                 }
             }
+            if let node = members["isolation"] {
+                let isolationPath = entryPath.appending("isolation")
+                if let text = string(node, at: isolationPath) {
+                    if let isolation = Isolation(rawValue: text) {
+                        entry.isolation = isolation
+                    } else {
+                        let known = Isolation.allCases.map(\.rawValue)
+                        var message = "expected " + known.map(JSONText.string).joined(separator: " or ")
+                            + ", found \(JSONText.string(text))"
+                        if let suggestion = KeySuggestion.closest(to: text, among: known) {
+                            message += "; did you mean \(JSONText.string(suggestion))?"
+                        }
+                        add(node.line, isolationPath, message)
+                    }
+                }
+            }
+            if let node = members["handler_timeout_ms"],
+               let value = integer(node, at: entryPath.appending("handler_timeout_ms"), in: 1...Int.max) {
+                entry.handlerTimeoutMS = value
+            }
+            if let node = members["worker"] {
+                let workerPath = entryPath.appending("worker")
+                let worker = readWorker(node, at: workerPath)
+                if entry.isolation == .process {
+                    entry.worker = worker
+                } else if entry.isolation == .inProcess || members["isolation"] == nil {
+                    // Not for a refused isolation: it has its problem, and
+                    // whether a worker is allowed depends on what was meant.
+                    let shown = members["isolation"] == nil ? "\"in-process\" (the default)" : "\"in-process\""
+                    add(node.line, workerPath, "a worker is only allowed with \"isolation\": \"process\","
+                            + " and this target's isolation is \(shown);"
+                            + " add \"isolation\": \"process\" to this target or remove \"worker\"")
+                }
+            }
             if let node = members["comment"] {
                 _ = string(node, at: entryPath.appending("comment"))
             }
         }
+    }
+
+    /// The settings of a `worker` object, with defaults for absent members;
+    /// nil (with problems) when it is not an object or a value is refused.
+    private mutating func readWorker(_ node: Node, at path: Path) -> WorkerSettings? {
+        guard let members = members(of: node, at: path, known: Self.workerKeys, what: "worker") else { return nil }
+        var refused = false
+        // The value of `key` when present and accepted; nil otherwise.
+        func read(_ key: String, in range: ClosedRange<Int> = 1...Int.max, into reader: inout ManifestReader) -> Int? {
+            guard let node = members[key] else { return nil }
+            guard let value = reader.integer(node, at: path.appending(key), in: range) else {
+                refused = true
+                return nil
+            }
+            return value
+        }
+        var worker = WorkerSettings.defaults
+        worker.maxCrashes = read("max_crashes", into: &self) ?? worker.maxCrashes
+        worker.crashWindowMS = read("crash_window_ms", into: &self) ?? worker.crashWindowMS
+        worker.restartBackoffMS = read("restart_backoff_ms", in: WorkerSettings.restartBackoffRange, into: &self)
+            ?? worker.restartBackoffMS
+        worker.addressSpaceBytes = read("address_space_bytes", into: &self)
+        worker.cpuSeconds = read("cpu_seconds", into: &self)
+        worker.openFiles = read("open_files", into: &self)
+        return refused ? nil : worker
     }
 
     private mutating func readLimits(_ node: Node, at path: Path) {
@@ -206,6 +273,7 @@ struct ManifestReader {
             maxFrameBytes: limits.maxFrameBytes, outboundHighWaterBytes: limits.outboundHighWaterBytes)
         let boundRead = read("max_outbound_bytes", \.maxOutboundBytes, into: &self)
         _ = read("max_sessions", \.maxSessions, into: &self)
+        _ = read("handler_timeout_ms", \.handlerTimeoutMS, into: &self)
         // A value that was refused already has its problem; comparing with
         // the default in its place would only add a misleading second one.
         if frameRead && highWaterRead && boundRead {

@@ -20,6 +20,16 @@ public struct TargetBinding: Sendable, Equatable {
     /// The expected SHA-256 of the library, lowercase hex, when given (on
     /// this target or another enabled target binding the same library).
     public var sha256: String?
+    /// Where the library's code runs (`isolation`, default in-process):
+    /// given on this target or another enabled target binding the same library.
+    public var isolation: Isolation
+    /// Milliseconds a callback into the handler may run before it counts as
+    /// hung: the target's `handler_timeout_ms`, else `limits.handler_timeout_ms`.
+    public var handlerTimeoutMS: Int
+    /// The library's worker settings (`worker`, on this target or another
+    /// enabled target binding the same library); the defaults when none is
+    /// given, and for an in-process target.
+    public var worker: WorkerSettings
     /// Where the entry is in the manifest, e.g. `targets[2]`.
     public var jsonPath: String
     /// 1-based line of the entry's opening brace.
@@ -28,7 +38,8 @@ public struct TargetBinding: Sendable, Equatable {
     /// Creates a binding.
     public init(targetName: String, library: String, libraryPath: String, handler: String,
                 config: [UInt8] = Array("null".utf8), enabled: Bool = true, sha256: String? = nil,
-                jsonPath: String, line: Int) {
+                isolation: Isolation = .inProcess, handlerTimeoutMS: Int = ManifestLimits.defaults.handlerTimeoutMS,
+                worker: WorkerSettings = .defaults, jsonPath: String, line: Int) {
         self.targetName = targetName
         self.library = library
         self.libraryPath = libraryPath
@@ -36,6 +47,9 @@ public struct TargetBinding: Sendable, Equatable {
         self.config = config
         self.enabled = enabled
         self.sha256 = sha256
+        self.isolation = isolation
+        self.handlerTimeoutMS = handlerTimeoutMS
+        self.worker = worker
         self.jsonPath = jsonPath
         self.line = line
     }
