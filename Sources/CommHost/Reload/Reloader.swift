@@ -122,7 +122,8 @@ public final class Reloader: @unchecked Sendable {
     private func supervise(_ library: PluginLibrary) {
         guard library.worker != nil else { return }
         library.onWorkerDeath = { [weak self] library, reason in
-            self?.queue.async { self?.workerDied(library, reason: reason) }
+            guard let self else { return }
+            self.queue.async { self.workerDied(library, reason: reason) }
         }
         manager.stats.worker(library.path).started(pid: library.worker?.process.pid ?? 0)
     }
