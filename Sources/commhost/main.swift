@@ -20,6 +20,7 @@ commands:
   check     validate a manifest and load its libraries in a throwaway stage;
             prints every problem, one per line; exit 0 clean, 1 problems, 2 usage
   inspect   load one plugin library and print its name, version, ABI and handlers
+  worker    runs one library of an "isolation": "process" target; started by the host, not by people
 
 options:
   --manifest FILE   the manifest (default: manifest/commhost.json under the current
@@ -120,6 +121,31 @@ func runCheck(_ arguments: [String]) -> Int32 {
     }
 }
 
+/// `commhost worker`: the options the host passes (`WorkerMain` documents them).
+func runWorker(_ arguments: [String]) -> Int32 {
+    do {
+        let args = try Arguments(arguments, spec: .init(options: ["fd", "library", "address-space", "cpu-seconds", "open-files",
+                                                                  "max-frame-bytes"]))
+        guard let fdText = args.value("fd"), let fd = Int32(fdText), fd >= 0 else { return usageFailure("worker needs --fd N (a descriptor number)") }
+        guard let library = args.value("library"), !library.isEmpty else { return usageFailure("worker needs --library PATH") }
+        var options = WorkerOptions(fd: fd, libraryPath: library)
+        func count(_ name: String) -> UInt64?? {
+            guard let text = args.value(name) else { return .some(nil) }
+            guard let value = UInt64(text), value > 0 else { return nil }
+            return .some(value)
+        }
+        guard let addressSpace = count("address-space") else { return usageFailure("--address-space must be a positive number of bytes") }
+        guard let cpuSeconds = count("cpu-seconds") else { return usageFailure("--cpu-seconds must be a positive number of seconds") }
+        guard let openFiles = count("open-files") else { return usageFailure("--open-files must be a positive number of descriptors") }
+        guard let maxFrame = count("max-frame-bytes") else { return usageFailure("--max-frame-bytes must be a positive number of bytes") }
+        options.limits = WorkerLimits(addressSpaceBytes: addressSpace, cpuSeconds: cpuSeconds, openFiles: openFiles)
+        if let maxFrame { options.maxFrameBytes = Int(clamping: min(maxFrame, UInt64(UInt32.max))) }
+        return WorkerMain.run(options)
+    } catch {
+        return usageFailure(error.message)
+    }
+}
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 let command = arguments.first.flatMap { $0.hasPrefix("-") ? nil : $0 } ?? "serve"
 if arguments.first == command { arguments.removeFirst() }
@@ -136,6 +162,8 @@ case "inspect":
     code = runInspect(arguments)
 case "stats":
     code = runStats(arguments)
+case "worker":
+    code = runWorker(arguments)
 default:
     code = usageFailure("unknown command \"\(command)\"")
 }

@@ -1,0 +1,46 @@
+import Glibc
+
+/// Per-thread state of the worker: the id of the host request this thread
+/// is running (0 on the plugin's own threads), which tags the plugin's host
+/// calls (`hostCall.during`), and the `set_error` text of the callback
+/// running here, sent back in the request's reply. One object per thread,
+/// made on first use, like the host's `CallContext`.
+final class WorkerCallContext {
+    /// The request being served on this thread, or 0.
+    var request: UInt64 = 0
+    /// Text from `set_error` during the current callback.
+    var errorText: String?
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<WorkerCallContext>.fromOpaque(pointer).release() }
+        }
+        return key
+    }()
+
+    /// This thread's context.
+    static var current: WorkerCallContext {
+        if let pointer = pthread_getspecific(key) {
+            return Unmanaged<WorkerCallContext>.fromOpaque(pointer).takeUnretainedValue()
+        }
+        let context = WorkerCallContext()
+        pthread_setspecific(key, Unmanaged.passRetained(context).toOpaque())
+        return context
+    }
+
+    /// Runs `body` as the callback of request `id`: tagged with it, with no
+    /// error text at the start; returns what `body` returned and the text
+    /// the plugin set. Restores the previous tag afterwards.
+    static func serving<R>(_ id: UInt64, _ body: () -> R) -> (result: R, errorText: String?) {
+        let context = current
+        let outerRequest = context.request, outerText = context.errorText
+        context.request = id
+        context.errorText = nil
+        let result = body()
+        let text = context.errorText
+        context.request = outerRequest
+        context.errorText = outerText
+        return (result, text)
+    }
+}

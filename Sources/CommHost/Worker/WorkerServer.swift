@@ -1,0 +1,204 @@
+import CommPluginAPI
+import Dispatch
+
+/// The worker's side of the protocol (`WorkerMessage`): one reader (the
+/// thread calling `serve`) takes every frame from the host; each request
+/// runs the plugin callback it names on a thread of its own from the global
+/// pool, so a callback that calls a host function and waits for its
+/// `hostReply` never stops the reader that will deliver it. The host
+/// serializes callbacks as it would in-process, so plugin calls take no lock
+/// here; the worker's own tables (host calls in flight, tasks, handle names)
+/// are locked.
+final class WorkerServer: @unchecked Sendable {
+    // @unchecked: `library.state` is written by the initialize request
+    // before the host sends any other; `finishing` is written once, by the
+    // deinitialize request, and read by no other thread; the rest is
+    // immutable or guards itself.
+
+    let channel: WorkerChannel
+    let library: WorkerLibrary
+    let hostCalls: WorkerHostCalls
+    let handles = WorkerHandles()
+    let tasks = WorkerTasks()
+    let logger: Logger
+    /// The forwarding table given to the plugin's init (made once, never freed).
+    private(set) var hostTable: UnsafePointer<commhost_host>!
+
+    init(channel: WorkerChannel, library: WorkerLibrary, logger: Logger) {
+        self.channel = channel
+        self.library = library
+        self.logger = logger
+        hostCalls = WorkerHostCalls(channel: channel)
+        hostTable = WorkerHostTable.make(for: self)
+    }
+
+    /// Serves the host's requests until the deinitialize request has been
+    /// answered or the host closes the channel (0), or the host sends what
+    /// it must not (1, logged).
+    func serve() -> Int32 {
+        defer { hostCalls.closeAll() }
+        while true {
+            let id: UInt64, message: WorkerMessage
+            do {
+                (id, message) = try channel.receive()
+            } catch .closed {
+                return 0
+            } catch {
+                logger.error("worker stops: the host's frames cannot be read", [("library", .string(library.name)),
+                                                                                ("reason", .string(error.description))])
+                return 1
+            }
+            switch message {
+            case .hostReply(let status, let value, let text):
+                hostCalls.deliver(id: id, WorkerHostCalls.Reply(status: status, value: value, text: text))
+            case .hello, .refusal, .reply, .hostCall:
+                logger.error("worker stops: the host sent a frame only a worker sends", [("library", .string(library.name)),
+                                                                                         ("frame", .string("\(message)"))])
+                return 1
+            default:
+                DispatchQueue.global().async { self.serveRequest(id, message) }
+            }
+        }
+    }
+
+    /// Runs one request on this thread and sends its reply.
+    private func serveRequest(_ id: UInt64, _ message: WorkerMessage) {
+        let (outcome, errorText) = WorkerCallContext.serving(id) { perform(message) }
+        // A reply that cannot be sent means the host is gone; the reader sees that too.
+        try? channel.send(.reply(status: outcome.status, error: errorText, value: outcome.value, bytes: outcome.bytes), id: id)
+        if case .deinitialize = message {
+            // The library is done: stop reading, so serve returns and the worker exits.
+            channel.shutdownBoth()
+        }
+    }
+
+    /// What a callback answered: its status, and the instance or snapshot bytes.
+    private struct Outcome {
+        var status: commhost_status
+        var value: UInt64 = 0
+        var bytes: [UInt8] = []
+    }
+
+    private func perform(_ message: WorkerMessage) -> Outcome {
+        let state = library.state
+        switch message {
+        case .initialize(let config):
+            guard let initFn = library.initFn else { return Outcome(status: COMMHOST_OK) }
+            var out: UnsafeMutableRawPointer? = nil
+            let status = config.withUnsafeBytes { raw in
+                initFn(hostTable, commhost_str(ptr: raw.baseAddress?.assumingMemoryBound(to: CChar.self), len: raw.count), &out)
+            }
+            library.state = out
+            return Outcome(status: status)
+
+        case .open(let index, let comm, let payload):
+            guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
+            handles.commArrived(comm)
+            var instance: UnsafeMutableRawPointer? = nil
+            let status = Self.message(payload).withMessage { handler.open(handler.raw, state, Self.handle(comm.token), $0, &instance) }
+            if status != COMMHOST_OK { handles.commClosed(comm.token) }
+            return Outcome(status: status, value: Self.value(instance))
+
+        case .message(let index, let instance, let comm, let payload):
+            guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
+            guard let messageFn = handler.message else { return Outcome(status: COMMHOST_OK) }
+            let status = Self.message(payload).withMessage { messageFn(handler.raw, Self.pointer(instance), Self.handle(comm), $0) }
+            return Outcome(status: status)
+
+        case .close(let index, let instance, let comm, let payload, let cause):
+            guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
+            if let closeFn = handler.close {
+                Self.message(payload).withMessage { closeFn(handler.raw, Self.pointer(instance), Self.handle(comm), $0, cause) }
+            }
+            handles.commClosed(comm)
+            return Outcome(status: COMMHOST_OK)
+
+        case .snapshot(let index, let instance, let comm):
+            guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
+            guard let snapshotFn = handler.snapshot else {
+                WorkerCallContext.current.errorText = "handler \"\(handler.name)\" has no snapshot"
+                return Outcome(status: COMMHOST_EUNSUPPORTED)
+            }
+            let (status, bytes) = WorkerSnapshotWriter.collect { writer in
+                snapshotFn(handler.raw, Self.pointer(instance), Self.handle(comm), writer)
+            }
+            return Outcome(status: status, bytes: status == COMMHOST_OK ? bytes : [])
+
+        case .restore(let index, let comm, let fromVersion, let saved):
+            guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
+            guard let restoreFn = handler.restore else {
+                WorkerCallContext.current.errorText = "handler \"\(handler.name)\" has no restore"
+                return Outcome(status: COMMHOST_EUNSUPPORTED)
+            }
+            handles.commArrived(comm)
+            var instance: UnsafeMutableRawPointer? = nil
+            var version = Array(fromVersion.utf8)
+            let status = saved.withUnsafeBufferPointer { bytes in
+                version.withUnsafeMutableBytes { text in
+                    restoreFn(handler.raw, state, Self.handle(comm.token),
+                              commhost_str(ptr: text.baseAddress?.assumingMemoryBound(to: CChar.self), len: text.count),
+                              commhost_bytes(ptr: bytes.baseAddress, len: bytes.count), &instance)
+                }
+            }
+            if status != COMMHOST_OK { handles.commClosed(comm.token) }
+            return Outcome(status: status, value: Self.value(instance))
+
+        case .sessionStart(let session, let sessionID, let cause):
+            handles.sessionStarting(session, id: sessionID)
+            guard let sessionStartFn = library.sessionStartFn else { return Outcome(status: COMMHOST_OK) }
+            var data: UnsafeMutableRawPointer? = nil
+            let status = sessionStartFn(state, Self.handle(session), cause, &data)
+            // Kept also on failure: session_end still runs and is given it.
+            handles.setSessionData(session, data)
+            return Outcome(status: status)
+
+        case .sessionEnd(let session, let cause):
+            library.sessionEndFn?(state, Self.handle(session), handles.sessionData(session), cause)
+            handles.sessionEnded(session)
+            return Outcome(status: COMMHOST_OK)
+
+        case .sessionWritable(let session):
+            library.sessionWritableFn?(state, Self.handle(session), handles.sessionData(session))
+            return Outcome(status: COMMHOST_OK)
+
+        case .task(let task, let status):
+            guard tasks.run(task, status: status) else {
+                WorkerCallContext.current.errorText = "the worker has no task \(task) (never scheduled, or it had its last call)"
+                logger.error("host asked the worker to run a task it does not know", [("library", .string(library.name)),
+                                                                                      ("task", .string(String(task)))])
+                return Outcome(status: COMMHOST_EINVAL)
+            }
+            return Outcome(status: COMMHOST_OK)
+
+        case .deinitialize:
+            library.deinitFn?(state)
+            return Outcome(status: COMMHOST_OK)
+
+        case .hello, .refusal, .reply, .hostCall, .hostReply:
+            // The reader never hands these to a request thread.
+            return Outcome(status: COMMHOST_EINVAL)
+        }
+    }
+
+    /// The handler at `index`, or nil (with the request's error text) when there is none.
+    private func handler(_ index: UInt32) -> WorkerLibrary.Handler? {
+        guard Int(index) < library.handlers.count else {
+            WorkerCallContext.current.errorText = "the library has no handler \(index) (it has \(library.handlers.count))"
+            return nil
+        }
+        return library.handlers[Int(index)]
+    }
+
+    /// A host token as the handle value plugins hold.
+    static func handle(_ token: UInt64) -> OpaquePointer? { OpaquePointer(bitPattern: UInt(token)) }
+    /// A handle value the plugin passed, as the host's token.
+    static func token(_ handle: OpaquePointer?) -> UInt64 { UInt64(UInt(bitPattern: handle.map { Int(bitPattern: UnsafeRawPointer($0)) } ?? 0)) }
+    /// An instance pointer as it crosses to the host.
+    static func value(_ pointer: UnsafeMutableRawPointer?) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
+    /// An instance the host passed back, as the plugin's pointer.
+    static func pointer(_ value: UInt64) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(value)) }
+
+    private static func message(_ payload: WorkerPayload) -> OwnedMessage {
+        OwnedMessage(data: payload.data, metadata: payload.metadata, buffers: payload.buffers)
+    }
+}
