@@ -78,9 +78,9 @@ public struct PluginSet: Sendable {
     /// How the library bound by `targets` is served: nil in-process; for
     /// `"isolation": "process"`, a worker with the library's settings and the
     /// smallest `handler_timeout_ms` of its targets as the callback deadline.
-    static func workerOptions(for targets: [TargetBinding], executable: String?) -> WorkerOptions? {
+    static func workerOptions(for targets: [TargetBinding], executable: String?) -> WorkerLaunch? {
         guard let executable, let first = targets.first, first.isolation == .process else { return nil }
-        return WorkerOptions(executable: executable, handlerTimeoutMilliseconds: targets.map(\.handlerTimeoutMS).min() ?? 5000,
+        return WorkerLaunch(executable: executable, handlerTimeoutMilliseconds: targets.map(\.handlerTimeoutMS).min() ?? 5000,
                              addressSpaceBytes: first.worker.addressSpaceBytes, cpuSeconds: first.worker.cpuSeconds,
                              openFiles: first.worker.openFiles)
     }

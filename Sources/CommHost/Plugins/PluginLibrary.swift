@@ -79,7 +79,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// child process instead, and this library forwards every call to it.
     public static func load(path: String, staging: StagingArea, config: [UInt8] = Array("null".utf8),
                             expectedSHA256: String? = nil, logger: Logger? = nil,
-                            isolation: WorkerOptions? = nil, maxFrameBytes: Int = 64 << 20) throws(LoadError) -> PluginLibrary {
+                            isolation: WorkerLaunch? = nil, maxFrameBytes: Int = 64 << 20) throws(LoadError) -> PluginLibrary {
         let bytes = try readFile(path)
         let image: ELFImage
         let digest: String
@@ -137,7 +137,7 @@ public final class PluginLibrary: @unchecked Sendable {
 
     /// The same load, with the staged copy served by a new worker process.
     private static func loadInWorker(path: String, stagedPath: String, digest: String, config: [UInt8], image: ELFImage,
-                                     staging: StagingArea, logger: Logger?, options: WorkerOptions,
+                                     staging: StagingArea, logger: Logger?, options: WorkerLaunch,
                                      maxFrameBytes: Int) throws(LoadError) -> PluginLibrary {
         let started: (WorkerProcess, WorkerDescriptor)
         do {

@@ -32,6 +32,7 @@ public enum WorkerMain {
         }
         // Not passed on to anything the plugin starts.
         _ = fcntl(options.fd, F_SETFD, FD_CLOEXEC)
+        closeInheritedDescriptors(keeping: options.fd)
         let channel = WorkerChannel(fd: options.fd, maxFrameBytes: options.maxFrameBytes)
 
         func refuse(_ reason: String) -> Int32 {
@@ -57,5 +58,19 @@ public enum WorkerMain {
             return 0
         }
         return server.serve()
+    }
+
+    /// Closes every descriptor above stderr but `kept`: whatever the host had
+    /// open when it started the worker (client sockets, the listening socket,
+    /// other workers' ends), which the worker must not hold open.
+    private static func closeInheritedDescriptors(keeping kept: Int32) {
+        guard let directory = opendir("/proc/self/fd") else { return }
+        var open: [Int32] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if let fd = Int32(name), fd > 2, fd != kept, fd != dirfd(directory) { open.append(fd) }
+        }
+        closedir(directory)
+        for fd in open { close(fd) }
     }
 }

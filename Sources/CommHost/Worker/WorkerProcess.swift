@@ -3,7 +3,7 @@ import Synchronization
 
 /// How a worker is started and watched: the executable, the callback
 /// deadline and the resource limits set before the library is loaded.
-public struct WorkerOptions: Sendable, Equatable {
+public struct WorkerLaunch: Sendable, Equatable {
     /// The `commhost` executable that runs `commhost worker`.
     public var executable: String
     /// How long one callback may take before the worker is killed.
@@ -42,7 +42,7 @@ final class WorkerProcess: @unchecked Sendable {
 
     let pid: pid_t
     let channel: WorkerChannel
-    let options: WorkerOptions
+    let options: WorkerLaunch
 
     /// What ended the worker, once it has: "signal 11 (SIGSEGV)", "exit status 3",
     /// "killed: callback … did not return within 5000 ms".
@@ -59,9 +59,9 @@ final class WorkerProcess: @unchecked Sendable {
         var nextID: UInt64 = 1
         var waiting: [UInt64: Waiter] = [:]
         var death: String?
-        /// What the request in flight longest is (for the crash log).
-        var inFlight: [UInt64: String] = [:]
-        var lastCallback: String?
+        /// The requests in flight (for the crash log).
+        var inFlight: [UInt64: WorkerCallback] = [:]
+        var lastCallback: WorkerCallback?
     }
     private let state = Locked(State())
 
@@ -76,7 +76,7 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Starts `commhost worker` for the staged library at `stagedPath` and
     /// waits for its hello. Throws a reason when it cannot start or refuses.
-    static func start(stagedPath: String, options: WorkerOptions, maxFrameBytes: Int) throws(WorkerStartFailure) -> (WorkerProcess, WorkerDescriptor) {
+    static func start(stagedPath: String, options: WorkerLaunch, maxFrameBytes: Int) throws(WorkerStartFailure) -> (WorkerProcess, WorkerDescriptor) {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw WorkerStartFailure(reason: "socketpair failed: \(String(cString: strerror(errno)))")
@@ -95,7 +95,17 @@ final class WorkerProcess: @unchecked Sendable {
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, options.executable, &actions, nil, &argv, environ)
+        // The Swift runtime's crash backtrace would go to the host's log
+        // stream as plain text; the host logs the worker's death itself.
+        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
+        var entry = environ
+        while let variable = entry.pointee {
+            if strncmp(variable, "SWIFT_BACKTRACE=", 16) != 0 { environment.append(strdup(variable)) }
+            entry += 1
+        }
+        environment.append(nil)
+        defer { for variable in environment { free(variable) } }
+        let spawned = posix_spawn(&pid, options.executable, &actions, nil, &argv, &environment)
         close(fds[1])
         guard spawned == 0 else {
             close(fds[0])
@@ -125,7 +135,7 @@ final class WorkerProcess: @unchecked Sendable {
         }
     }
 
-    private init(pid: pid_t, channel: WorkerChannel, options: WorkerOptions) {
+    private init(pid: pid_t, channel: WorkerChannel, options: WorkerLaunch) {
         self.pid = pid
         self.channel = channel
         self.options = options
@@ -147,7 +157,7 @@ final class WorkerProcess: @unchecked Sendable {
     /// crash log) and waits for its reply, running the host calls made under
     /// it on this thread with `execute`. Returns nil when the worker died (or
     /// was killed for missing the deadline) before replying.
-    func request(_ message: WorkerMessage, what: String, execute: (WorkerHostCall) -> WorkerMessage) -> WorkerMessage? {
+    func request(_ message: WorkerMessage, what: WorkerCallback, execute: (WorkerHostCall) -> WorkerMessage) -> WorkerMessage? {
         let waiter = Waiter()
         let id = state.withLock { state -> UInt64? in
             guard state.death == nil else { return nil }
@@ -187,7 +197,7 @@ final class WorkerProcess: @unchecked Sendable {
             let left = deadline - MonotonicClock.seconds()
             if left <= 0 {
                 waiter.lock.unlock()
-                kill(because: "\(what) did not return within \(options.handlerTimeoutMilliseconds) ms (handler_timeout_ms)")
+                kill(because: "\(what.description) did not return within \(options.handlerTimeoutMilliseconds) ms (handler_timeout_ms)")
                 return nil
             }
             waiter.lock.wait(seconds: left)
@@ -206,7 +216,7 @@ final class WorkerProcess: @unchecked Sendable {
     }
 
     /// The callback the worker was running last (for the crash log).
-    var lastCallback: String? { state.withLock { $0.inFlight.values.first ?? $0.lastCallback } }
+    var lastCallback: String? { state.withLock { $0.inFlight.values.first ?? $0.lastCallback }?.description }
 
     private func readLoop() {
         while true {
@@ -265,6 +275,21 @@ final class WorkerProcess: @unchecked Sendable {
         if signal == 0 { return "exit status \((status >> 8) & 0xff)" }
         let name = String(cString: strsignal(signal))
         return "signal \(signal) (\(name))"
+    }
+}
+
+/// Which callback a request is, for the log when the worker dies in it:
+/// the callback's name and the comm it is for (a handle token, 0 for none),
+/// turned into text only then.
+struct WorkerCallback: Sendable {
+    var name: StaticString
+    var comm: UInt64 = 0
+
+    /// "comm_msg for comm "c1" (target t)", looked up when needed.
+    var description: String {
+        guard comm != 0, let names = CommHandle.table.names(UInt(comm)),
+              let id = HostAPI.string(names.firstSlice), let target = HostAPI.string(names.secondSlice) else { return "\(name)" }
+        return "\(name) for comm \(JSONText.string(id)) (target \(target))"
     }
 }
 

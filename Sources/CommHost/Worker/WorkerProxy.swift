@@ -32,9 +32,9 @@ final class WorkerProxy: @unchecked Sendable {
 
     /// Sends one callback to the worker and waits. Returns nil (after
     /// setting the error text) when the worker died or was killed.
-    fileprivate func call(_ message: WorkerMessage, what: String) -> (status: commhost_status, value: UInt64, bytes: [UInt8])? {
+    fileprivate func call(_ message: WorkerMessage, what: WorkerCallback) -> (status: commhost_status, value: UInt64, bytes: [UInt8])? {
         guard let reply = process.request(message, what: what, execute: { self.execute($0) }) else {
-            setError("handler crashed: the worker serving library \(remote.name) \(process.deathReason ?? "died")")
+            setError("handler crashed: the worker serving library \(remote.name) ended (\(process.deathReason ?? "it died"))")
             return nil
         }
         guard case .reply(let status, let error, let value, let bytes) = reply else { return nil }
@@ -218,7 +218,7 @@ private func instanceValue(_ instance: UnsafeMutableRawPointer?) -> UInt64 {
 private let proxyTask: commhost_task_fn = { data, status in
     let task = Unmanaged<TaskBox>.fromOpaque(data!)
     let box = task.takeUnretainedValue()
-    _ = box.proxy.call(.task(task: box.task, status: status), what: "task \(box.task)")
+    _ = box.proxy.call(.task(task: box.task, status: status), what: WorkerCallback(name: "task"))
     if status != COMMHOST_OK || !box.repeating { task.release() }
 }
 
@@ -228,12 +228,12 @@ private let proxyInit: @convention(c) (UnsafePointer<commhost_host>?, commhost_s
     worker.host = host
     outLibrary.pointee = Unmanaged.passUnretained(worker).toOpaque()
     let bytes = config.ptr.map { Array(UnsafeRawBufferPointer(start: $0, count: config.len)) } ?? []
-    return worker.call(.initialize(config: bytes), what: "init")?.status ?? COMMHOST_EFAIL
+    return worker.call(.initialize(config: bytes), what: WorkerCallback(name: "init"))?.status ?? COMMHOST_EFAIL
 }
 
 private let proxyDeinit: @convention(c) (UnsafeMutableRawPointer?) -> Void = { library in
     let worker = proxy(library)
-    _ = worker.call(.deinitialize, what: "deinit")
+    _ = worker.call(.deinitialize, what: WorkerCallback(name: "deinit"))
     worker.process.kill(because: "its library was retired")
 }
 
@@ -242,18 +242,18 @@ private let proxySessionStart: @convention(c) (UnsafeMutableRawPointer?, OpaqueP
     library, session, cause, _ in
     let worker = proxy(library)
     let id = worker.host.map { WorkerProxy.string($0.pointee.session_id($0, session)) } ?? ""
-    return worker.call(.sessionStart(session: WorkerProxy.token(session), sessionID: id, cause: cause), what: "session_start")?.status
+    return worker.call(.sessionStart(session: WorkerProxy.token(session), sessionID: id, cause: cause), what: WorkerCallback(name: "session_start"))?.status
         ?? COMMHOST_EFAIL
 }
 
 private let proxySessionEnd: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?, commhost_session_cause) -> Void = {
     library, session, _, cause in
-    _ = proxy(library).call(.sessionEnd(session: WorkerProxy.token(session), cause: cause), what: "session_end")
+    _ = proxy(library).call(.sessionEnd(session: WorkerProxy.token(session), cause: cause), what: WorkerCallback(name: "session_end"))
 }
 
 private let proxySessionWritable: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutableRawPointer?) -> Void = {
     library, session, _ in
-    _ = proxy(library).call(.sessionWritable(session: WorkerProxy.token(session)), what: "session_writable")
+    _ = proxy(library).call(.sessionWritable(session: WorkerProxy.token(session)), what: WorkerCallback(name: "session_writable"))
 }
 
 private let proxyOpen: @convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
@@ -262,7 +262,7 @@ private let proxyOpen: @convention(c) (UnsafePointer<commhost_handler>?, UnsafeM
     let box = box(handler)
     let described = box.proxy.describe(comm)
     guard let reply = box.proxy.call(.open(handler: box.index, comm: described, message: WorkerProxy.payload(message)),
-                                     what: "open of comm \"\(described.id)\" (target \(described.targetName))") else { return COMMHOST_EFAIL }
+                                     what: WorkerCallback(name: "open", comm: described.token)) else { return COMMHOST_EFAIL }
     if reply.status == COMMHOST_OK { outInstance?.pointee = UnsafeMutableRawPointer(bitPattern: UInt(reply.value)) }
     return reply.status
 }
@@ -273,7 +273,7 @@ private let proxyMessage: @convention(c) (UnsafePointer<commhost_handler>?, Unsa
     let box = box(handler)
     return box.proxy.call(.message(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
                                    message: WorkerProxy.payload(message)),
-                          what: "comm_msg for comm \(WorkerProxy.token(comm))")?.status ?? COMMHOST_EFAIL
+                          what: WorkerCallback(name: "comm_msg", comm: WorkerProxy.token(comm)))?.status ?? COMMHOST_EFAIL
 }
 
 private let proxyClose: @convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
@@ -282,7 +282,7 @@ private let proxyClose: @convention(c) (UnsafePointer<commhost_handler>?, Unsafe
     let box = box(handler)
     _ = box.proxy.call(.close(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
                               message: WorkerProxy.payload(message), cause: cause),
-                       what: "close of comm \(WorkerProxy.token(comm))")
+                       what: WorkerCallback(name: "close", comm: WorkerProxy.token(comm)))
 }
 
 private let proxySnapshot: @convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,
@@ -290,7 +290,7 @@ private let proxySnapshot: @convention(c) (UnsafePointer<commhost_handler>?, Uns
     handler, instance, comm, writer in
     let box = box(handler)
     guard let reply = box.proxy.call(.snapshot(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm)),
-                                     what: "snapshot of comm \(WorkerProxy.token(comm))") else { return COMMHOST_EFAIL }
+                                     what: WorkerCallback(name: "snapshot", comm: WorkerProxy.token(comm))) else { return COMMHOST_EFAIL }
     guard reply.status == COMMHOST_OK else { return reply.status }
     guard let writer, let write = writer.pointee.write else { return COMMHOST_EINVAL }
     return reply.bytes.withUnsafeBufferPointer { write(writer, $0.baseAddress, $0.count) }
@@ -303,7 +303,7 @@ private let proxyRestore: @convention(c) (UnsafePointer<commhost_handler>?, Unsa
     let bytes = state.ptr.map { Array(UnsafeBufferPointer(start: $0, count: state.len)) } ?? []
     guard let reply = box.proxy.call(.restore(handler: box.index, comm: box.proxy.describe(comm), fromVersion: WorkerProxy.string(fromVersion),
                                               state: bytes),
-                                     what: "restore of comm \(WorkerProxy.token(comm))") else { return COMMHOST_EFAIL }
+                                     what: WorkerCallback(name: "restore", comm: WorkerProxy.token(comm))) else { return COMMHOST_EFAIL }
     if reply.status == COMMHOST_OK { outInstance?.pointee = UnsafeMutableRawPointer(bitPattern: UInt(reply.value)) }
     return reply.status
 }
