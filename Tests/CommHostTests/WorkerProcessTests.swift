@@ -244,6 +244,16 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertTrue(status.exited && status.code == 1, "\(status)")
     }
 
+    func testUsageErrorsExitTwo() throws {
+        for arguments in [["worker"], ["worker", "--library", "/x.so"], ["worker", "--fd", "1", "--library", "/x.so"],
+                          ["worker", "--fd", "99", "--library", "/x.so"], ["worker", "--fd", "3"],
+                          ["worker", "--fd", "3", "--library", "/x.so", "--cpu-seconds", "0"],
+                          ["worker", "--fd", "3", "--library", "/x.so", "--bogus", "1"]] {
+            let result = try TestSupport.run(TestSupport.commhostBinary, arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.output)")
+        }
+    }
+
     // MARK: Limits
 
     func testLimitsAreInForceInThePlugin() throws {
