@@ -126,7 +126,9 @@ func runWorker(_ arguments: [String]) -> Int32 {
     do {
         let args = try Arguments(arguments, spec: .init(options: ["fd", "library", "address-space", "cpu-seconds", "open-files",
                                                                   "max-frame-bytes"]))
-        guard let fdText = args.value("fd"), let fd = Int32(fdText), fd >= 0 else { return usageFailure("worker needs --fd N (a descriptor number)") }
+        guard let fdText = args.value("fd"), let fd = Int32(fdText), fd > STDERR_FILENO else {
+            return usageFailure("worker needs --fd N, the inherited socket (3 or higher)")
+        }
         guard let library = args.value("library"), !library.isEmpty else { return usageFailure("worker needs --library PATH") }
         var options = WorkerOptions(fd: fd, libraryPath: library)
         func count(_ name: String) -> UInt64?? {

@@ -5,11 +5,10 @@ import CommPluginAPI
 /// read and checked as the host's loader checks it, its callbacks kept as C
 /// function pointers. Not initialized: init runs when the host asks
 /// (`initialize`). Calls are made by `WorkerServer`, which the host
-/// serializes; this type holds no state that changes after loading except
-/// `state`, written by init before any other call.
+/// serializes; nothing changes after loading except `state`, set by init.
 final class WorkerLibrary: @unchecked Sendable {
-    // @unchecked: everything is immutable after init except `state`, which
-    // the initialize request writes before the host sends any other call.
+    // @unchecked: the handler structs and function pointers are the plugin's
+    // immutable descriptor; `state` is behind a lock.
 
     typealias InitFn = @convention(c) (UnsafePointer<commhost_host>?, commhost_str,
                                        UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status
@@ -66,8 +65,11 @@ final class WorkerLibrary: @unchecked Sendable {
     let sessionStartFn: SessionStartFn?
     let sessionEndFn: SessionEndFn?
     let sessionWritableFn: SessionWritableFn?
-    /// What init returned, passed to open, restore, the session callbacks and deinit.
-    var state: UnsafeMutableRawPointer?
+    /// What init returned, passed to open, restore, the session callbacks and
+    /// deinit. Locked although the host orders init before every other call:
+    /// that order reaches the worker through the host's socket, which a
+    /// thread sanitizer cannot see.
+    let state = Locked<UnsafeMutableRawPointer?>(nil)
 
     /// The descriptor as the host's proxy needs it (`hello`).
     var descriptor: WorkerDescriptor {

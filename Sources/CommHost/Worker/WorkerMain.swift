@@ -11,8 +11,9 @@ import Glibc
 /// host made and let the child inherit. The worker applies the limits,
 /// loads the library, sends `hello` (or `refusal` and exits 1), then serves
 /// requests (`WorkerServer`) until it has answered `deinitialize` or the
-/// host closes its end (exit 0). It writes nothing to stdout; its log lines
-/// go to stderr, which is the host's.
+/// host closes its end (exit 0). Its stdin reads from /dev/null and its
+/// stdout is its stderr (the host's), so neither it nor the plugin can touch
+/// a host's stdio wire; log lines are JSON on stderr.
 public enum WorkerMain {
     /// Runs the worker; returns its exit status.
     public static func run(_ options: WorkerOptions) -> Int32 {
@@ -25,6 +26,15 @@ public enum WorkerMain {
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
         HostSignals.block()
+
+        // The host's stdin and stdout may be its wire (serve on stdio): the
+        // plugin reads end of file and writes to stderr, whatever it does.
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if null >= 0 {
+            dup2(null, STDIN_FILENO)
+            close(null)
+        }
+        dup2(STDERR_FILENO, STDOUT_FILENO)
 
         guard fcntl(options.fd, F_GETFD) >= 0 else {
             logger.error("worker cannot start: --fd is not an open descriptor", [("fd", .int(Int(options.fd)))])

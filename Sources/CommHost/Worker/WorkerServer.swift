@@ -10,9 +10,7 @@ import Dispatch
 /// here; the worker's own tables (host calls in flight, tasks, handle names)
 /// are locked.
 final class WorkerServer: @unchecked Sendable {
-    // @unchecked: `library.state` is written by the initialize request
-    // before the host sends any other; `finishing` is written once, by the
-    // deinitialize request, and read by no other thread; the rest is
+    // @unchecked: `hostTable` is written once, in init; everything else is
     // immutable or guards itself.
 
     let channel: WorkerChannel
@@ -80,7 +78,7 @@ final class WorkerServer: @unchecked Sendable {
     }
 
     private func perform(_ message: WorkerMessage) -> Outcome {
-        let state = library.state
+        let state = library.state.withLock { $0 }
         switch message {
         case .initialize(let config):
             guard let initFn = library.initFn else { return Outcome(status: COMMHOST_OK) }
@@ -88,7 +86,7 @@ final class WorkerServer: @unchecked Sendable {
             let status = config.withUnsafeBytes { raw in
                 initFn(hostTable, commhost_str(ptr: raw.baseAddress?.assumingMemoryBound(to: CChar.self), len: raw.count), &out)
             }
-            library.state = out
+            library.state.withLock { $0 = out }
             return Outcome(status: status)
 
         case .open(let index, let comm, let payload):
