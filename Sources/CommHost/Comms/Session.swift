@@ -167,6 +167,8 @@ public final class Session: @unchecked Sendable {
             // would be copied (and destroyed) once more per message.
             let commID = parsed.commID, buffers = parsed.buffers
             guard let comm = comms.withLock({ $0[commID] }) else {
+                logger.warning("comm_msg for an unknown or closed comm; replying comm_close",
+                               [("session", .int(id)), ("line", .int(line)), ("comm_id", .string(commID))])
                 emitClose(id: commID)
                 return
             }
@@ -751,7 +753,8 @@ public final class Session: @unchecked Sendable {
 
     private func emitError(_ error: WireError, line: Int?, parent: UnsafeRawBufferPointer?) {
         manager.countError(error.ename)
-        logger.debug("bad input", [("session", .int(id)), ("line", .int(line ?? 0)), ("ename", .string(error.ename)), ("evalue", .string(error.evalue))])
+        logger.warning("bad input; answered with an error frame", [("session", .int(id)), ("line", .int(line ?? 0)), ("ename", .string(error.ename)),
+                                                                   ("evalue", .string(error.evalue))])
         emit { encoder, out in encoder.error(into: &out, ename: error.ename, evalue: error.evalue, line: line, parent: parent) }
     }
 

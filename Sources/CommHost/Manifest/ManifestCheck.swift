@@ -20,7 +20,8 @@ public enum ManifestCheck {
                 let staging = try StagingArea()
                 defer { staging.removeAll() }
                 for library in evaluation.loadableLibraries {
-                    if try checkLibrary(library, staging: staging, file: evaluation.sourcePath, problems: &problems) { loaded += 1 }
+                    if try checkLibrary(library, staging: staging, file: evaluation.sourcePath, workerExecutable: executableDirectory + "/commhost",
+                                        problems: &problems) { loaded += 1 }
                 }
             } catch {
                 problems.append(ManifestProblem(file: evaluation.sourcePath, line: nil, path: "",
@@ -53,13 +54,16 @@ public enum ManifestCheck {
     /// Loads one library with its config and expected hash, records a
     /// problem for the load failure or for each bound handler it lacks, and
     /// retires it. Returns whether it loaded. Throws only when staging fails.
+    /// A library whose targets isolate it is loaded in a worker, as serve
+    /// would, so a plugin that crashes in init cannot take `check` down.
     private static func checkLibrary(_ library: ManifestEvaluation.LoadableLibrary, staging: StagingArea,
-                                     file: String, problems: inout [ManifestProblem]) throws(LoadError) -> Bool {
+                                     file: String, workerExecutable: String, problems: inout [ManifestProblem]) throws(LoadError) -> Bool {
         guard let first = library.targets.first else { return false }
         let plugin: PluginLibrary
         do {
             plugin = try PluginLibrary.load(path: library.path, staging: staging, config: first.binding.config,
-                                            expectedSHA256: first.binding.sha256)
+                                            expectedSHA256: first.binding.sha256,
+                                            isolation: PluginSet.workerOptions(for: library.targets.map(\.binding), executable: workerExecutable))
         } catch {
             if error.kind == .staging { throw error }
             if error.kind == .hashMismatch, let source = library.sha256Source {
