@@ -6,9 +6,10 @@ let package = Package(
     products: [
         .executable(name: "commhost", targets: ["commhost"]),
         .library(name: "CommPluginKit", targets: ["CommPluginKit"]),
-        // Example plugins: each is its own shared library (libEchoPlugin.so, libCounterPlugin.so).
+        // Example plugins: each is its own shared library (libEchoPlugin.so, libCounterPlugin.so, libWidgetsPlugin.so).
         .library(name: "EchoPlugin", type: .dynamic, targets: ["Echo"]),
         .library(name: "CounterPlugin", type: .dynamic, targets: ["Counter"]),
+        .library(name: "WidgetsPlugin", type: .dynamic, targets: ["Widgets"]),
     ],
     targets: [
         .target(name: "CommPluginAPI"),
@@ -19,6 +20,7 @@ let package = Package(
         .executableTarget(name: "commhost-bench", dependencies: ["CommHost"], path: "Benchmarks/commhost-bench"),
         .target(name: "Echo", dependencies: ["CommPluginAPI"], path: "Plugins/Echo"),
         .target(name: "Counter", dependencies: ["CommPluginKit"], path: "Plugins/Counter"),
+        .target(name: "Widgets", dependencies: ["CommPluginKit"], path: "Plugins/Widgets"),
         .testTarget(name: "CommHostTests", dependencies: ["CommHost"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
