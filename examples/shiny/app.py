@@ -246,7 +246,8 @@ class Relay:
 
 
 def is_root(open_message: dict) -> bool:
-    """Whether a comm_open is the widget to display: the plugin marks it in its metadata."""
+    """Whether a comm_open is the widget to display: the Widgets plugin opens its root VBox last,
+    with `"commhost_root": true` in the metadata (Plugins/Widgets/WidgetsApp.swift, rootMarker)."""
     return open_message.get("metadata", {}).get("commhost_root") is True
 
 
@@ -266,6 +267,7 @@ app_ui = ui.page_fixed(
          "opens in commhost; this Shiny app only relays their messages."),
     output_widget("widgets", fill=False),
     title="commhost widgets",
+    class_="py-3",
 )
 
 
