@@ -157,15 +157,25 @@ class Relay:
         try:
             reader = await self._connect()
         except OSError as error:
-            log.error("%s: cannot connect to commhost at %s: %s", self.name, self.socket_path, error)
-            if not self._root.done():
-                self._root.set_exception(RuntimeError(f"cannot connect to commhost: {error}"))
+            self._fail(f"cannot connect to commhost at {self.socket_path}: {error}")
             return
+        finally:
+            self._connected.set()
         log.info("%s: connected to commhost", self.name)
-        while line := await reader.readline():
-            await self._deliver(line)
+        try:
+            while line := await reader.readline():
+                await self._deliver(line)
+        except Exception as error:  # a frame past the line limit, or the session went away mid-send
+            if not self._closing:
+                self._fail(f"relay stopped: {type(error).__name__}: {error}")
+            return
         if not self._closing:
-            log.error("%s: commhost closed the connection", self.name)
+            self._fail("commhost closed the connection")
+
+    def _fail(self, reason: str) -> None:
+        log.error("%s: %s", self.name, reason)
+        if not self._root.done():
+            self._root.set_exception(RuntimeError(reason))
 
     async def _connect(self) -> asyncio.StreamReader:
         # A generous line limit: frames carry base64 images (the host's own
@@ -173,7 +183,6 @@ class Relay:
         for attempt in range(40):
             try:
                 reader, self._writer = await asyncio.open_unix_connection(self.socket_path, limit=1 << 28)
-                self._connected.set()
                 return reader
             except ConnectionRefusedError:  # bound but not yet listening
                 if attempt == 39:
@@ -226,11 +235,14 @@ class Relay:
                       self.name, value)
             return
         await self._connected.wait()
-        assert self._writer is not None
-        if self._writer.is_closing():
+        if self._writer is None or self._writer.is_closing():
+            log.error("%s: not connected to commhost; dropping a shinywidgets_comm_send value", self.name)
             return
-        self._writer.write(value.encode() + b"\n")
-        await self._writer.drain()
+        try:
+            self._writer.write(value.encode() + b"\n")
+            await self._writer.drain()
+        except OSError as error:
+            log.error("%s: writing to commhost failed: %s", self.name, error)
 
     async def close(self) -> None:
         """End of the Shiny session: commhost closes this session's comms and ends it."""
