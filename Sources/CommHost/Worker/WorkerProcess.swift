@@ -116,7 +116,7 @@ final class WorkerProcess: @unchecked Sendable {
         do {
             hello = try channel.receive().message
         } catch {
-            let status = reap(pid)
+            let status = reap(pid).0
             close(fds[0])
             throw WorkerStartFailure(reason: "the worker ended before it said hello (\(status)): \(error)")
         }
@@ -250,7 +250,8 @@ final class WorkerProcess: @unchecked Sendable {
                 kill(because: "it sent an unexpected frame")
             }
         }
-        let status = Self.reap(pid)
+        let (ended, signal) = Self.reap(pid)
+        let status = ended + limitNote(for: signal)
         let reason = state.withLock { state -> String in
             if state.death == nil { state.death = status }
             for waiter in state.waiting.values {
@@ -265,16 +266,25 @@ final class WorkerProcess: @unchecked Sendable {
         onDeath?(reason)
     }
 
-    /// Waits for `pid` and describes how it ended.
-    private static func reap(_ pid: pid_t) -> String {
+    /// The limit a death by `signal` most likely met, named for the log.
+    private func limitNote(for signal: Int32) -> String {
+        if signal == SIGXCPU, let cpu = options.cpuSeconds { return "; the cpu_seconds limit (\(cpu) s) was reached" }
+        if signal != 0, let bytes = options.addressSpaceBytes {
+            return "; the worker ran under address_space_bytes \(bytes), past which allocations fail"
+        }
+        return ""
+    }
+
+    /// Waits for `pid` and describes how it ended, with the signal it died of (0 for an exit).
+    private static func reap(_ pid: pid_t) -> (String, Int32) {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return "exit status unknown (\(String(cString: strerror(errno))))" }
+            if errno != EINTR { return ("exit status unknown (\(String(cString: strerror(errno))))", 0) }
         }
         let signal = status & 0x7f
-        if signal == 0 { return "exit status \((status >> 8) & 0xff)" }
+        if signal == 0 { return ("exit status \((status >> 8) & 0xff)", 0) }
         let name = String(cString: strsignal(signal))
-        return "signal \(signal) (\(name))"
+        return ("signal \(signal) (\(name))", signal)
     }
 }
 

@@ -125,7 +125,9 @@ final class WorkerProxy: @unchecked Sendable {
             handler.handler_data = Unmanaged.passRetained(HandlerBox(proxy: self, index: UInt32(index))).toOpaque()
             handler.open = proxyOpen
             if remoteHandler.callbacks & WorkerHandler.hasMessage != 0 { handler.message = proxyMessage }
-            if remoteHandler.callbacks & WorkerHandler.hasClose != 0 { handler.close = proxyClose }
+            // Always: the worker frees what it keeps for a comm (its names) when
+            // told the comm closed, and skips the plugin's NULL close itself.
+            handler.close = proxyClose
             if remoteHandler.callbacks & WorkerHandler.hasSnapshot != 0 { handler.snapshot = proxySnapshot }
             if remoteHandler.callbacks & WorkerHandler.hasRestore != 0 { handler.restore = proxyRestore }
             (list + index).initialize(to: ABIStruct.permanentCopy(of: &handler, size: MemoryLayout<commhost_handler>.size,
