@@ -98,8 +98,8 @@ func fetchStatsContent(path: String, timeout: Double) -> Result<[UInt8], StatsFa
     }
 }
 
-/// The snapshot as a text table: a summary line, one row per target, then
-/// the error counts.
+/// The snapshot as a text table: a summary line, one row per target, one
+/// per worker-served library (when there is any), then the error counts.
 func statsTable(_ stats: StatsSnapshot, socket: String) -> String {
     var lines = ["commhost at \(socket): up \(StatsSnapshot.fixed3(stats.uptimeSeconds)) s, \(stats.sessions) session(s), \(stats.reloads) reload(s)", ""]
     let header = ["target", "open", "opened", "msgs in", "msgs out", "calls", "mean µs", "p50 µs", "p99 µs"]
@@ -111,15 +111,17 @@ func statsTable(_ stats: StatsSnapshot, socket: String) -> String {
                      StatsSnapshot.fixed3(time.p99Nanoseconds / 1000)])
     }
     if rows.count == 1 { rows.append(["(no targets)", "", "", "", "", "", "", "", ""]) }
-    let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
-    for row in rows {
-        let cells = row.enumerated().map { column, text in
-            let padding = String(repeating: " ", count: widths[column] - text.count)
-            return column == 0 ? text + padding : padding + text
-        }
-        lines.append(cells.joined(separator: "  "))
-    }
+    lines += aligned(rows)
     lines.append("")
+    if !stats.workers.isEmpty {
+        var workerRows = [["worker library", "pid", "restarts", "crashes", "disabled", "last crash"]]
+        for (path, worker) in stats.workers.sorted(by: { $0.key < $1.key }) {
+            workerRows.append([path, worker.pid == 0 ? "-" : "\(worker.pid)", "\(worker.restarts)", "\(worker.crashes)",
+                               worker.disabled ? "yes" : "no", worker.lastCrash ?? "-"])
+        }
+        lines += aligned(workerRows, leftColumns: [0, 5])
+        lines.append("")
+    }
     if stats.errors.isEmpty {
         lines.append("errors: none")
     } else {
@@ -130,4 +132,19 @@ func statsTable(_ stats: StatsSnapshot, socket: String) -> String {
         }
     }
     return lines.joined(separator: "\n")
+}
+
+/// `rows` as lines of columns two spaces apart, the columns in `leftColumns`
+/// aligned left (padded at the end), the others right.
+private func aligned(_ rows: [[String]], leftColumns: Set<Int> = [0]) -> [String] {
+    let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return rows.map { row in
+        let cells = row.enumerated().map { column, text in
+            let padding = String(repeating: " ", count: widths[column] - text.count)
+            return leftColumns.contains(column) ? text + padding : padding + text
+        }
+        var line = cells.joined(separator: "  ")
+        while line.hasSuffix(" ") { line.removeLast() }
+        return line
+    }
 }

@@ -58,8 +58,12 @@ final class ConcurrencyTests: XCTestCase {
     }
 
     func testSixtyFourSessionsWithAHundredCommsEachGetEveryReplyInOrder() throws {
+        try sixtyFourSessionsWithAHundredCommsEach()
+    }
+
+    private func sixtyFourSessionsWithAHundredCommsEach(isolated: Set<String> = [], file: StaticString = #filePath, line: UInt = #line) throws {
         let sessions = 64, comms = 100, rounds = Self.rounds
-        let host = try SocketHost(self)
+        let host = try SocketHost(self, isolated: isolated)
         let failures = onThreads(sessions) { s in
             let client = try host.connect()
             // Even comms echo, odd ones count from s * 1000 + i.
@@ -94,7 +98,7 @@ final class ConcurrencyTests: XCTestCase {
             }
             client.close()
         }
-        XCTAssertEqual(failures, [])
+        XCTAssertEqual(failures, [], file: file, line: line)
         let stats = try host.connect().stats()
         let targets = stats["targets"] as? [String: [String: Any]]
         let exchanged = sessions * comms / 2 * rounds
@@ -103,7 +107,7 @@ final class ConcurrencyTests: XCTestCase {
             XCTAssertEqual(targets?[target]?["messages_in"] as? Int, exchanged, target)
             XCTAssertEqual(targets?[target]?["messages_out"] as? Int, exchanged, target)
         }
-        assertCleanStop(host)
+        assertCleanStop(host, file: file, line: line)
     }
 
     /// Checks that `line` is the comm_msg replying to `parent` on `commID`
@@ -127,7 +131,11 @@ final class ConcurrencyTests: XCTestCase {
     }
 
     func testSessionsComingAndGoingWhileOthersWorkLeaveNoCommOpen() throws {
-        let host = try SocketHost(self)
+        try sessionsComingAndGoingWhileOthersWork()
+    }
+
+    private func sessionsComingAndGoingWhileOthersWork(isolated: Set<String> = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        let host = try SocketHost(self, isolated: isolated)
         let churners = 24, workers = 8, visits = 10, commsPerVisit = 10
         let failures = onThreads(churners + workers) { t in
             if t < churners {
@@ -156,7 +164,7 @@ final class ConcurrencyTests: XCTestCase {
                 client.close()
             }
         }
-        XCTAssertEqual(failures, [])
+        XCTAssertEqual(failures, [], file: file, line: line)
         // Once only the asking session is left, every ended session's close
         // callbacks have run.
         let observer = try host.connect()
@@ -171,11 +179,15 @@ final class ConcurrencyTests: XCTestCase {
         XCTAssertEqual(closes.count, opens.count, "each comm closes exactly once")
         XCTAssertEqual(Set(closes.map { $0.split(separator: " ")[1] }), Set(opens))
         XCTAssertTrue(closes.allSatisfy { $0.hasSuffix(" 3") }, "\(closes.filter { !$0.hasSuffix(" 3") })")
-        assertCleanStop(host)
+        assertCleanStop(host, file: file, line: line)
     }
 
     func testPluginThreadsSendingInManySessionsKeepEachSessionsOrder() throws {
-        let host = try SocketHost(self)
+        try pluginThreadsSendingInManySessions()
+    }
+
+    private func pluginThreadsSendingInManySessions(isolated: Set<String> = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        let host = try SocketHost(self, isolated: isolated)
         let failures = onThreads(32) { s in
             let client = try host.connect()
             for i in 0..<20 { try client.open("p\(i)", target: SocketHost.probe) }
@@ -194,12 +206,16 @@ final class ConcurrencyTests: XCTestCase {
             guard next.count == 20, next.values.allSatisfy({ $0 == 3 }) else { throw SocketTestFailure("session \(s): got \(next)") }
             client.close()
         }
-        XCTAssertEqual(failures, [])
-        assertCleanStop(host)
+        XCTAssertEqual(failures, [], file: file, line: line)
+        assertCleanStop(host, file: file, line: line)
     }
 
     func testLateSendsFromPluginThreadsAfterManySessionsEndAreRefused() throws {
-        let host = try SocketHost(self)
+        try lateSendsFromPluginThreadsAfterManySessionsEnd()
+    }
+
+    private func lateSendsFromPluginThreadsAfterManySessionsEnd(isolated: Set<String> = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        let host = try SocketHost(self, isolated: isolated)
         let failures = onThreads(16) { s in
             let client = try host.connect()
             for i in 0..<5 {
@@ -209,10 +225,22 @@ final class ConcurrencyTests: XCTestCase {
             _ = try client.stats()
             client.close()
         }
-        XCTAssertEqual(failures, [])
+        XCTAssertEqual(failures, [], file: file, line: line)
         // COMMHOST_ECLOSED (-4) for each of the 80 late sends.
         let events = try host.waitForEvents { events in events.count { $0.hasPrefix("late-send ") } == 80 }
         XCTAssertEqual(events.filter { $0.hasPrefix("late-send ") && !$0.hasSuffix(" -4") }, [])
-        assertCleanStop(host)
+        assertCleanStop(host, file: file, line: line)
+    }
+
+    // MARK: The same scenarios with targets served by workers
+
+    func testEveryProbeScenarioHoldsWithTheProbeServedByAWorker() throws {
+        try sessionsComingAndGoingWhileOthersWork(isolated: [SocketHost.probe])
+        try pluginThreadsSendingInManySessions(isolated: [SocketHost.probe])
+        try lateSendsFromPluginThreadsAfterManySessionsEnd(isolated: [SocketHost.probe])
+    }
+
+    func testSixtyFourSessionsGetEveryReplyInOrderWithEchoAndCounterServedByWorkers() throws {
+        try sixtyFourSessionsWithAHundredCommsEach(isolated: [SocketHost.echo, SocketHost.counter])
     }
 }

@@ -28,19 +28,21 @@ final class SocketHost: Sendable {
 
     /// Compiles the probe into `directory` and writes a manifest there
     /// binding echo, counter and probe (whose events go to `events.txt`),
-    /// with `limits` (manifest keys) when given. Returns the manifest's path.
-    static func writeManifest(in directory: String, limits given: [String: Int] = [:]) throws -> String {
+    /// with `limits` (manifest keys) when given; the targets named in
+    /// `isolated` get `"isolation": "process"`. Returns the manifest's path.
+    static func writeManifest(in directory: String, limits given: [String: Int] = [:], isolated: Set<String> = []) throws -> String {
         try TestSupport.compileC(source: TestSupport.fixture("probe_plugin.c"), output: directory + "/libprobe.so", flags: ["-pthread"])
         let members = given.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }
         let limits = given.isEmpty ? "" : ", \"limits\": {\(members.joined(separator: ", "))}"
+        func isolation(_ target: String) -> String { isolated.contains(target) ? #", "isolation": "process""# : "" }
         let manifest = """
         {
           "version": 1,
           "plugin_paths": ["\(directory)"],
           "targets": [
-            {"target_name": "\(echo)", "library": "libEchoPlugin.so", "handler": "echo"},
-            {"target_name": "\(counter)", "library": "libCounterPlugin.so", "handler": "counter"},
-            {"target_name": "\(probe)", "library": "libprobe.so", "handler": "probe",
+            {"target_name": "\(echo)", "library": "libEchoPlugin.so", "handler": "echo"\(isolation(echo))},
+            {"target_name": "\(counter)", "library": "libCounterPlugin.so", "handler": "counter"\(isolation(counter))},
+            {"target_name": "\(probe)", "library": "libprobe.so", "handler": "probe"\(isolation(probe)),
              "config": {"events_file": "\(directory)/events.txt"}}
           ]\(limits)
         }
@@ -51,13 +53,13 @@ final class SocketHost: Sendable {
     }
 
     /// Starts `commhost serve --socket` in a fresh private directory with
-    /// the test manifest, and waits until it listens (unless
-    /// `waitUntilListening` is false). The host is killed when the test ends
-    /// if it is still running.
-    convenience init(_ test: XCTestCase, limits: [String: Int] = [:], extraArguments: [String] = [],
+    /// the test manifest (the targets in `isolated` served by workers), and
+    /// waits until it listens (unless `waitUntilListening` is false). The
+    /// host is killed when the test ends if it is still running.
+    convenience init(_ test: XCTestCase, limits: [String: Int] = [:], isolated: Set<String> = [], extraArguments: [String] = [],
                      waitUntilListening: Bool = true) throws {
         let directory = try TestSupport.temporaryDirectory(test)
-        let manifest = try Self.writeManifest(in: directory, limits: limits)
+        let manifest = try Self.writeManifest(in: directory, limits: limits, isolated: isolated)
         try self.init(test, directory: directory, manifest: manifest, socketPath: directory + "/host.sock",
                       extraArguments: extraArguments, waitUntilListening: waitUntilListening)
     }
