@@ -309,7 +309,7 @@ def test_bad_input_from_the_browser_is_logged_and_the_page_keeps_working(app, pa
 
     page.send_raw("not json")
     wait_for("the app to log the host's error", lambda: "rejected a frame from the browser" in app.app_log())
-    wait_for("the host to log bad input", lambda: app.host_log_has(msg="bad input"))
+    wait_for("the host to log bad input", lambda: app.host_log_has(msg="bad input; answered with an error frame", level="warning"))
 
     unknown = {"content": {"comm_id": "no-such-comm", "data": {"method": "update", "state": {"value": 1}}},
                "metadata": {}, "buffers": [], "header": {}}

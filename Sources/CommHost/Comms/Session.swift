@@ -389,7 +389,7 @@ public final class Session: @unchecked Sendable {
     /// `started`), on the serialized context. Called once, before the first
     /// frame is handled.
     func start(libraries: [PluginLibrary]) {
-        logger.debug("session started", [("session", .int(id)), ("libraries", .string(libraries.map(\.name).joined(separator: ",")))])
+        logger.debug("starting the session for its libraries", [("session", .int(id)), ("libraries", .string(libraries.map(\.name).joined(separator: ",")))])
         serialized {
             for library in libraries { startLibrary(library, cause: .started) }
         }
