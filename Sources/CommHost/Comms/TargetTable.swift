@@ -44,6 +44,11 @@ public final class TargetTable: Sendable {
         }
     }
 
+    /// Makes every target available again (a manifest reload decides anew).
+    public func clearUnavailable() {
+        unavailable.withLock { $0.removeAll() }
+    }
+
     /// Every binding, for stats and reload.
     public var all: [String: Handler] { bindings.withLock { $0 } }
 

@@ -261,7 +261,13 @@ public final class Reloader: @unchecked Sendable {
         let removed = Set(oldTable.keys).subtracting(set.bindings.keys)
         let changed = set.bindings.filter { name, handler in oldTable[name].map { $0 !== handler } ?? false }.keys
         libraries = set.libraries
-        for library in set.loaded { supervise(library) }
+        for library in set.loaded {
+            supervise(library)
+            // A library loaded anew starts with a clean crash record, and
+            // targets a crash had made unavailable are served (or gone) again.
+            crashes[library.path] = nil
+        }
+        manager.targets.clearUnavailable()
         manifest = next
         manager.countReload()
         updateWatcher()

@@ -44,7 +44,7 @@ final class WorkerProcess: @unchecked Sendable {
     let channel: WorkerChannel
     let options: WorkerLaunch
 
-    /// What ended the worker, once it has: "signal 11 (SIGSEGV)", "exit status 3",
+    /// What ended the worker, once it has: "signal 11 (Segmentation fault)", "exit status 3",
     /// "killed: callback … did not return within 5000 ms".
     var deathReason: String? { state.withLock { $0.death } }
 
