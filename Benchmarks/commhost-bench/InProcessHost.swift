@@ -12,9 +12,12 @@ final class InProcessHost {
     /// Reused output buffer (takeOutput swaps into it).
     var output: [UInt8] = []
 
-    init(pluginPath: String) throws {
+    /// With `worker` (a `commhost` executable), the plugin is served by a
+    /// `commhost worker` child process, as a target with `"isolation": "process"`.
+    init(pluginPath: String, worker: String? = nil) throws {
         staging = try StagingArea()
-        library = try PluginLibrary.load(path: pluginPath, staging: staging)
+        library = try PluginLibrary.load(path: pluginPath, staging: staging,
+                                         isolation: worker.map { WorkerLaunch(executable: $0) })
         guard let handler = library.handler(named: "echo") else {
             throw ScenarioFailure("\(pluginPath) has no handler \"echo\"")
         }

@@ -10,6 +10,7 @@ struct Scenario: Sendable {
         Scenario(name: "dispatch", summary: "in-process: bytes -> wire -> manager -> C echo plugin -> reply bytes", run: DispatchScenario.run),
         Scenario(name: "stdio", summary: "commhost serve through pipes: pipelined throughput, ping-pong latency", run: StdioScenario.run),
         Scenario(name: "socket", summary: "1, 8 and 64 sessions over the Unix socket", run: SocketScenario.run),
+        Scenario(name: "isolation", summary: "the C echo served by a worker process beside the same echo in-process", run: IsolationScenario.run),
         Scenario(name: "buffers", summary: "comm_msg with one 1 MiB binary buffer", run: BuffersScenario.run),
         Scenario(name: "reload", summary: "C plugin with 1 000 comms swapped under steady traffic", run: ReloadScenario.run),
         Scenario(name: "comms", summary: "memory per open comm, RSS at idle", run: CommsScenario.run),
