@@ -111,8 +111,15 @@ enum WorkerHostTable {
             guard let server = WorkerHostTable.serving(host) else { return COMMHOST_EINVAL }
             return WorkerHostTable.forward(server, .timerCancel(timer)).status
         }
-        return ABIStruct.permanentCopy(of: &host, size: MemoryLayout<commhost_host>.size, alignment: MemoryLayout<commhost_host>.alignment)
+        let table = ABIStruct.permanentCopy(of: &host, size: MemoryLayout<commhost_host>.size, alignment: MemoryLayout<commhost_host>.alignment)
+        // Reachable until the worker exits: the plugin keeps the pointer, and
+        // the table keeps its server (and what that holds) alive.
+        tables.withLock { $0.append(table) }
+        return table
     }
+
+    /// Every table made in this process.
+    private static let tables = Locked<[UnsafePointer<commhost_host>]>([])
 
     @inline(__always)
     private static func serving(_ host: UnsafePointer<commhost_host>?) -> WorkerServer? {

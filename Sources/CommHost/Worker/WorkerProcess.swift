@@ -100,7 +100,18 @@ final class WorkerProcess: @unchecked Sendable {
         var environment: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
         var entry = environ
         while let variable = entry.pointee {
-            if strncmp(variable, "SWIFT_BACKTRACE=", 16) != 0 { environment.append(strdup(variable)) }
+            if strncmp(variable, "SWIFT_BACKTRACE=", 16) == 0 {
+                // replaced above
+            } else if strncmp(variable, "ASAN_OPTIONS=", 13) == 0 {
+                // Under AddressSanitizer (CI's sanitizer run) a plugin's crash
+                // must still end the worker with its own signal, which is the
+                // worker's contract, rather than become a sanitizer report and
+                // exit code; leaks at a worker's death are not meaningful.
+                environment.append(strdup(String(cString: variable)
+                    + ":handle_segv=0:handle_abort=0:handle_sigbus=0:handle_sigill=0:handle_sigfpe=0:detect_leaks=0"))
+            } else {
+                environment.append(strdup(variable))
+            }
             entry += 1
         }
         environment.append(nil)
