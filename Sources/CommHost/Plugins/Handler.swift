@@ -84,21 +84,18 @@ public final class Handler: @unchecked Sendable {
     /// Calls snapshot: the instance's state as bytes. Requires `supportsHandOff`.
     func snapshot(instance: UnsafeMutableRawPointer?, comm: CommHandle) throws(PluginCallError) -> [UInt8] {
         guard let snapshotFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no snapshot") }
-        let sink = SnapshotSink()
-        let context = Unmanaged.passRetained(sink)
-        defer { context.release() }
-        var writer = commhost_writer()
-        writer.struct_size = MemoryLayout<commhost_writer>.size
-        writer.host_data = context.toOpaque()
-        writer.write = { writer, ptr, len in
-            guard let context = writer?.pointee.host_data else { return COMMHOST_EINVAL }
-            guard len == 0 || ptr != nil else { return COMMHOST_EINVAL }
-            let sink = Unmanaged<SnapshotSink>.fromOpaque(context).takeUnretainedValue()
-            if len > 0 { sink.bytes.append(contentsOf: UnsafeBufferPointer(start: ptr, count: len)) }
-            return COMMHOST_OK
+        var failure: PluginCallError?
+        let (_, bytes) = SnapshotWriter.collect { writer in
+            do throws(PluginCallError) {
+                try library.call { snapshotFn(raw, instance, comm.opaque, writer) }
+                return COMMHOST_OK
+            } catch {
+                failure = error
+                return error.status
+            }
         }
-        try library.call { snapshotFn(raw, instance, comm.opaque, &writer) }
-        return sink.bytes
+        if let failure { throw failure }
+        return bytes
     }
 
     /// Calls restore: a new instance for `comm` from `state`, written by
@@ -124,9 +121,4 @@ public final class Handler: @unchecked Sendable {
 struct HandlerRefusal: Error {
     var reason: String
     var name: String? = nil
-}
-
-/// Collects what a plugin's snapshot writes.
-private final class SnapshotSink {
-    var bytes: [UInt8] = []
 }

@@ -117,7 +117,7 @@ final class WorkerServer: @unchecked Sendable {
                 WorkerCallContext.current.errorText = "handler \"\(handler.name)\" has no snapshot"
                 return Outcome(status: COMMHOST_EUNSUPPORTED)
             }
-            let (status, bytes) = WorkerSnapshotWriter.collect { writer in
+            let (status, bytes) = SnapshotWriter.collect { writer in
                 snapshotFn(handler.raw, Self.pointer(instance), Self.handle(comm), writer)
             }
             return Outcome(status: status, bytes: status == COMMHOST_OK ? bytes : [])

@@ -1,8 +1,9 @@
 import CommPluginAPI
 
-/// The `commhost_writer` a snapshot callback writes to in the worker: each
-/// `write` appends, and the bytes go back to the host in the reply.
-enum WorkerSnapshotWriter {
+/// The `commhost_writer` a snapshot callback writes to: each `write`
+/// appends. The host uses it for in-process hand-off (`Handler.snapshot`),
+/// and a worker for the snapshot it sends back in its reply.
+enum SnapshotWriter {
     /// Calls `body` with a writer valid for the call; returns its status and
     /// everything written.
     static func collect(_ body: (UnsafePointer<commhost_writer>) -> commhost_status) -> (commhost_status, [UInt8]) {
