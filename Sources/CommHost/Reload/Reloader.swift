@@ -166,10 +166,11 @@ public final class Reloader: @unchecked Sendable {
         libraries[path] = nil
         library.retire()
         if disable {
+            // Counted before it is logged, so whoever reads the log line sees it in stats too.
+            manager.stats.worker(path).disabled()
             logger.error("target disabled: its worker crashed too often", [("library", .string(path)), ("crashes", .int(times.count)),
                                                                             ("window_ms", .int(settings.crashWindowMS)),
                                                                             ("targets", .string(targets.map(\.targetName).sorted().joined(separator: ",")))])
-            manager.stats.worker(path).disabled()
             return
         }
         let delay = settings.restartDelayMS(crashesInWindow: times.count)
