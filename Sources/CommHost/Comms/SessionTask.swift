@@ -50,8 +50,10 @@ final class SessionTask: PluginTimers.Cancellable, @unchecked Sendable {
             session.enqueueTask(self)
             return
         }
-        let id = TimerQueue.shared.schedule(afterNanoseconds: nanoseconds) { [weak self] in
-            guard let self else { return }
+        // The entry holds the task strongly until it fires or markFinished
+        // cancels it (no weak reference: LeakSanitizer cannot follow its
+        // side table's tagged pointer).
+        let id = TimerQueue.shared.schedule(afterNanoseconds: nanoseconds) {
             self.queued.store(0, ordering: .relaxed)
             self.session.enqueueTask(self)
         }

@@ -342,7 +342,7 @@ public final class PluginLibrary: @unchecked Sendable {
     }
 
     /// Called (on the worker's reader thread) when the worker serving this
-    /// library has died; set by whoever supervises it.
+    /// library has died; set by whoever supervises it, dropped on retire.
     var onWorkerDeath: (@Sendable (PluginLibrary, String) -> Void)? {
         get { deathHandler.withLock { $0 } }
         set { deathHandler.withLock { $0 = newValue } }
@@ -368,6 +368,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// Calling it twice does nothing.
     public func retire(unmap: Bool = true) {
         guard !retired.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        onWorkerDeath = nil
         accepting.store(false, ordering: .sequentiallyConsistent)
         while inFlight.load(ordering: .sequentiallyConsistent) > 0 {
             usleep(100)

@@ -121,8 +121,10 @@ public final class Reloader: @unchecked Sendable {
     /// Has a worker-served library's death reported to this reloader.
     private func supervise(_ library: PluginLibrary) {
         guard library.worker != nil else { return }
-        library.onWorkerDeath = { [weak self] library, reason in
-            guard let self else { return }
+        // Strong, not weak (a weak reference's side table is reachable only
+        // through a tagged pointer, which LeakSanitizer reports as a leak at
+        // exit); retiring the library drops the handler and so the cycle.
+        library.onWorkerDeath = { library, reason in
             self.queue.async { self.workerDied(library, reason: reason) }
         }
         manager.stats.worker(library.path).started(pid: library.worker?.process.pid ?? 0)
@@ -290,8 +292,10 @@ public final class Reloader: @unchecked Sendable {
         }
         if watcher == nil {
             do {
-                watcher = try FileWatcher(debounceMilliseconds: manifest.reload.debounceMS, logger: logger) { [weak self] path, seen in
-                    self?.libraryChanged(path: path, seenAt: seen)
+                // Strong, as in supervise; retireAll and a manifest that stops
+                // watching drop the watcher and so the cycle.
+                watcher = try FileWatcher(debounceMilliseconds: manifest.reload.debounceMS, logger: logger) { path, seen in
+                    self.libraryChanged(path: path, seenAt: seen)
                 }
                 watcher?.start()
             } catch {
