@@ -53,21 +53,24 @@ final class TimerQueue: @unchecked Sendable {
         }
     }
 
+    /// Waits holding only the soonest deadline, never an entry: a cancelled
+    /// entry's closure (and the task and session it holds) is freed by
+    /// `cancel` at once, not when this thread next wakes.
     private func run() {
         lock.lock()
         while true {
-            guard let soonest = entries.last else {
+            guard let deadline = entries.last?.deadline else {
                 lock.wait()
                 continue
             }
             let now = MonotonicClock.nanoseconds()
-            if soonest.deadline > now {
-                lock.wait(seconds: Double(soonest.deadline - now) / 1e9)
+            if deadline > now {
+                lock.wait(seconds: Double(deadline - now) / 1e9)
                 continue
             }
-            entries.removeLast()
+            let fire = entries.removeLast().fire
             lock.unlock()
-            soonest.fire()
+            fire()
             lock.lock()
         }
     }
