@@ -26,27 +26,41 @@ final class InProcessHost {
     }
 
     /// Feeds every line of `bytes` to the session, taking the output every
-    /// `takeEvery` lines; returns (lines fed, reply bytes taken).
+    /// `takeEvery` lines; returns (lines fed, reply bytes taken). With
+    /// `awaitingReplies`, then waits until that many reply lines were taken
+    /// (a worker answers pipelined comm_msgs after the session went on).
     @discardableResult
-    func feed(_ bytes: [UInt8], takeEvery: Int = 1024) -> (lines: Int, replyBytes: Int) {
+    func feed(_ bytes: [UInt8], takeEvery: Int = 1024, awaitingReplies: Int? = nil) -> (lines: Int, replyBytes: Int) {
         var lines = 0
         var replyBytes = 0
+        var replyLines = 0
         bytes.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             var start = 0
-            while start < raw.count, let nl = memchr(base + start, 0x0A, raw.count - start) {
-                let stop = base.distance(to: UnsafeRawPointer(nl))
-                lines += 1
-                session.receive(UnsafeRawBufferPointer(start: base + start, count: stop - start), line: lines)
-                start = stop + 1
-                if lines % takeEvery == 0 {
-                    _ = session.takeOutput(into: &output, wait: false)
-                    replyBytes += output.count
+            // A run of `takeEvery` lines at a time, as a transport hands the
+            // lines of one read to the session; the output stays pending.
+            while start < raw.count {
+                session.handleBatch(directLimit: 0, write: { _ in 0 }) {
+                    while start < raw.count, let nl = memchr(base + start, 0x0A, raw.count - start) {
+                        let stop = base.distance(to: UnsafeRawPointer(nl))
+                        lines += 1
+                        session.receive(UnsafeRawBufferPointer(start: base + start, count: stop - start), line: lines)
+                        start = stop + 1
+                        if lines % takeEvery == 0 { break }
+                    }
+                    if memchr(base + start, 0x0A, raw.count - start) == nil { start = raw.count }
                 }
+                _ = session.takeOutput(into: &output, wait: false)
+                replyBytes += output.count
+                if awaitingReplies != nil { replyLines += countLines(output) }
             }
         }
-        _ = session.takeOutput(into: &output, wait: false)
-        replyBytes += output.count
+        if let awaitingReplies {
+            while replyLines < awaitingReplies, session.takeOutput(into: &output, wait: true) {
+                replyBytes += output.count
+                replyLines += countLines(output)
+            }
+        }
         return (lines, replyBytes)
     }
 

@@ -2,8 +2,8 @@ import Glibc
 
 /// `isolation`: the C echo served by a `commhost worker` child process
 /// (`"isolation": "process"`) beside the same echo loaded in-process, in one
-/// run: in this process (the dispatch path) and through `commhost serve`
-/// over pipes (the stdio path). Each isolated figure is judged against its
+/// run: in this process (the dispatch path), through `commhost serve` over
+/// pipes (the stdio path) and over its Unix socket with 64 sessions. Each isolated figure is judged against its
 /// in-process twin.
 enum IsolationScenario {
     static func run(_ tools: Toolbox, _ settings: Settings) throws -> [Row] {
@@ -24,7 +24,7 @@ enum IsolationScenario {
         for round in 0..<(settings.warmup + settings.rounds) {
             for (host, index) in [(inProcess, 0), (isolated, 1)] {
                 let t0 = Clock.nanos()
-                let (lines, replyBytes) = host.feed(messages)
+                let (lines, replyBytes) = host.feed(messages, awaitingReplies: count)
                 let seconds = Clock.seconds(since: t0)
                 guard lines == count, replyBytes > count * 100 else {
                     throw ScenarioFailure("\(index == 0 ? "in-process" : "isolated") echo answered \(lines) lines with \(replyBytes) bytes")
@@ -59,9 +59,11 @@ enum IsolationScenario {
             guard open.withUnsafeBytes({ child.write($0) }) else { throw ScenarioFailure("commhost closed its input") }
             return Contender(child: child, reader: LineReader(fd: child.stdout))
         }
-        var local = try start(try manifest("isolation-in-process.json", isolation: "in-process"))
+        let localManifest = try manifest("isolation-in-process.json", isolation: "in-process")
+        let workerManifest = try manifest("isolation-process.json", isolation: "process")
+        var local = try start(localManifest)
         defer { local.child.finish() }
-        var worker = try start(try manifest("isolation-process.json", isolation: "process"))
+        var worker = try start(workerManifest)
         defer { worker.child.finish() }
         for round in 0..<(settings.warmup + settings.rounds) {
             for index in 0..<2 {
@@ -76,6 +78,29 @@ enum IsolationScenario {
             }
         }
 
+        // Socket: 64 sessions, each a client keeping 16 messages in flight,
+        // against `commhost serve --socket` with either manifest.
+        let sessions = SocketScenario.sessionCounts.max() ?? 64
+        func socketServer(_ manifestPath: String, _ name: String) throws -> (ChildProcess, String) {
+            let path = tools.workDirectory + "/" + name
+            let child = try SocketScenario.startServer([commhost, "serve", "--manifest", manifestPath, "--log-level", "error", "--socket", path],
+                                                       path: path, tools: tools)
+            return (child, path)
+        }
+        let (localServer, localSocket) = try socketServer(localManifest, "isolation-in-process.sock")
+        defer { localServer.finish() }
+        let (workerServer, workerSocket) = try socketServer(workerManifest, "isolation-process.sock")
+        defer { workerServer.finish() }
+        var localSocketRates = Samples(), workerSocketRates = Samples()
+        for round in 0..<(settings.warmup + settings.rounds) {
+            let inRound = try SocketScenario.runRound(path: localSocket, sessions: sessions, opens: true, settings: settings)
+            let isoRound = try SocketScenario.runRound(path: workerSocket, sessions: sessions, opens: true, settings: settings)
+            if round >= settings.warmup {
+                localSocketRates.append(inRound.rate)
+                workerSocketRates.append(isoRound.rate)
+            }
+        }
+
         let twin = "the same echo in-process"
         return [
             Row(scenario: "isolation", measure: "dispatch: comm_msg frames in this process, echo served by a worker", unit: .perSecond,
@@ -87,6 +112,9 @@ enum IsolationScenario {
             Row(scenario: "isolation", measure: "stdio: ping-pong round trip, p50", unit: .microseconds,
                 commhost: worker.p50, baselineName: twin, baseline: local.p50,
                 target: Target(text: "≤ 2× in-process") { c, b in c <= 2 * b }),
+            Row(scenario: "isolation", measure: "socket: \(sessions) sessions, \(SocketScenario.window) in flight each: total throughput",
+                unit: .perSecond, commhost: workerSocketRates, baselineName: twin, baseline: localSocketRates,
+                target: Target(text: "≥ ½ of in-process") { c, b in c >= b / 2 }),
         ]
     }
 }

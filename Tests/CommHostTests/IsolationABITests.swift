@@ -119,4 +119,58 @@ final class IsolationABITests: XCTestCase {
         XCTAssertEqual(setup.events(startingWith: "session_start "), ["session_start \(session) 1"])
         host.finish()
     }
+    func testIsolatedCommMsgsArePipelinedYetAnsweredInOrderWithTheirOwnParentHeaders() throws {
+        let setup = try isolatedProbe()
+        let host = try setup.serve(self)
+        host.send(Frame.open("c1", target: "probe.target"))
+        host.send(Frame.open("c2", target: "probe.target"))
+        // Sent in one go: the host does not wait for each callback, yet every
+        // reply keeps its frame's parent header and the order of the frames.
+        for n in 0..<300 {
+            host.send(Frame.msg(n % 2 == 0 ? "c1" : "c2", data: #"{"do":"send_two","n":\#(n)}"#, msgID: "m\(n)"))
+        }
+        // A frame that is not a comm_msg (and an in-process target's) waits
+        // for the pipelined callbacks before it: its answer comes after theirs.
+        host.send(Frame.infoRequest(msgID: "info"))
+        host.send(Frame.open("e1", target: "commhost.echo"))
+        host.send(Frame.msg("e1", data: #"{"echo":1}"#, msgID: "e"))
+        host.send(Frame.msg("c1", data: #"{"do":"fail"}"#, msgID: "failing"))
+        host.send(Frame.msg("c1", data: #"{"do":"echo","after":"fail"}"#, msgID: "after"))
+        let replies = try host.nextFrames(600)
+        for (index, frame) in replies.enumerated() {
+            let n = index / 2
+            assertFrame(frame, "comm_msg", comm: n % 2 == 0 ? "c1" : "c2")
+            XCTAssertEqual(frame.parentMsgID, "m\(n)")
+            assertJSON(frame.data, #"{"n":\#(index % 2 + 1)}"#)
+        }
+        let info = try host.nextFrame()
+        XCTAssertEqual(info.msgType, "comm_info_reply")
+        XCTAssertEqual(info.parentMsgID, "info")
+        let echo = try host.nextFrame()
+        XCTAssertEqual(echo.parentMsgID, "e")
+        // A failing pipelined callback is reported as in-process: an error
+        // frame with its frame's parent header and line, and the comm serves on.
+        let error = try host.nextFrame()
+        XCTAssertEqual(error.msgType, "error")
+        XCTAssertEqual(error.parentMsgID, "failing")
+        XCTAssertEqual(error.content["ename"] as? String, "HandlerError")
+        XCTAssertTrue((error.content["evalue"] as? String ?? "").contains("probe failed on purpose"), "\(error)")
+        XCTAssertEqual(error.content["line"] as? Int, 306)
+        let after = try host.nextFrame()
+        XCTAssertEqual(after.parentMsgID, "after")
+        assertJSON(after.data, #"{"do":"echo","after":"fail"}"#)
+        host.finish()
+    }
+
+    func testTheLastFramesBeforeEndOfInputAreAnsweredBeforeTheSessionEnds() throws {
+        let setup = try isolatedProbe()
+        let host = try setup.serve(self)
+        host.send(Frame.open("c1", target: "probe.target"))
+        for n in 0..<50 { host.send(Frame.msg("c1", data: #"{"do":"echo","n":\#(n)}"#)) }
+        host.closeInput()
+        let frames = try host.nextFrames(50)
+        XCTAssertEqual(frames.map { ($0.data?["n"] as? Int) ?? -1 }, Array(0..<50))
+        host.finish()
+        XCTAssertEqual(setup.events(startingWith: "close "), ["close c1 \(Cause.shutdown)"])
+    }
 }

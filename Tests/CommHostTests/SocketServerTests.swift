@@ -244,7 +244,18 @@ final class SocketServerTests: XCTestCase {
     }
 
     func testPluginFloodStopsAtTheHighWaterMarkAndResumesWhenTheClientReads() throws {
-        let host = try SocketHost(self, limits: ["outbound_high_water_bytes": 64 << 10])
+        try pluginFloodStopsAtTheHighWaterMark(isolated: [])
+    }
+
+    /// The same flood from a worker: its sends under the pipelined comm_msg
+    /// are answered in the worker, so the host admits those already answered
+    /// past the mark and tells the worker, whose next send gets EAGAIN.
+    func testAnIsolatedPluginFloodStopsAtTheHighWaterMarkAndLosesNothing() throws {
+        try pluginFloodStopsAtTheHighWaterMark(isolated: [SocketHost.probe])
+    }
+
+    private func pluginFloodStopsAtTheHighWaterMark(isolated: Set<String>) throws {
+        let host = try SocketHost(self, limits: ["outbound_high_water_bytes": 64 << 10], isolated: isolated)
         let client = try host.connect()
         try client.open("f", target: SocketHost.probe)
         // Sent without reading: the probe sends about 1 KB frames until the host says EAGAIN.

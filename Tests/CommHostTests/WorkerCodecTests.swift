@@ -32,6 +32,7 @@ final class WorkerCodecTests: XCTestCase {
         .sessionWritable(session: 3),
         .task(task: 17, status: COMMHOST_ECANCELED),
         .deinitialize,
+        .sessionBlocked(session: 3),
         .reply(status: COMMHOST_OK, error: nil, value: 0x7f00_0000_1000, bytes: []),
         .reply(status: COMMHOST_EFAIL, error: "", value: 0, bytes: [1, 2, 3]),
         .reply(status: COMMHOST_EFAIL, error: "probe failed on purpose", value: 0, bytes: []),
@@ -52,6 +53,8 @@ final class WorkerCodecTests: XCTestCase {
         .hostCall(during: 1, call: .schedule(session: 0, comm: 9, delayMilliseconds: 10, periodMilliseconds: 0, task: 2)),
         .hostCall(during: 1, call: .schedule(session: 3, comm: 9, delayMilliseconds: 10, periodMilliseconds: 25, task: .max)),
         .hostCall(during: 1, call: .timerCancel(4)),
+        .hostCall(during: 6, call: .pipelinedSend(comm: 9, message: payload)),
+        .hostCall(during: 6, call: .pipelinedSend(comm: 9, message: nil)),
         .hostReply(status: COMMHOST_OK, value: 0x2_0000_0001, text: "0123456789abcdef0123456789abcdef"),
         .hostReply(status: COMMHOST_EHANDLE, value: 0, text: ""),
     ]
@@ -78,7 +81,7 @@ final class WorkerCodecTests: XCTestCase {
                 XCTFail("\(message) did not round-trip: \(error)")
             }
         }
-        XCTAssertEqual(kinds, Set((1...16).map(UInt8.init)), "every frame kind is sampled")
+        XCTAssertEqual(kinds, Set((1...17).map(UInt8.init)), "every frame kind is sampled")
     }
 
     func testEveryTruncatedFrameIsRefusedWithAReason() {
@@ -97,8 +100,8 @@ final class WorkerCodecTests: XCTestCase {
         let reasons: [(String, [UInt8])] = [
             ("left over", body(WorkerCodec.encode(.deinitialize, id: 1)) + [0]),
             ("unknown frame kind 0", [0] + Array(repeating: 0, count: 8)),
-            ("unknown frame kind 17", [17] + Array(repeating: 0, count: 8)),
-            ("unknown host call 11", [WorkerCodec.Kind.hostCall.rawValue] + Array(repeating: 0, count: 16) + [11]),
+            ("unknown frame kind 18", [18] + Array(repeating: 0, count: 8)),
+            ("unknown host call 12", [WorkerCodec.Kind.hostCall.rawValue] + Array(repeating: 0, count: 16) + [12]),
             ("not UTF-8", [WorkerCodec.Kind.refusal.rawValue] + Array(repeating: 0, count: 8) + [2, 0, 0, 0, 0xc3, 0x28]),
             // A handler count no frame of this size could hold is refused before anything is allocated for it.
             ("cannot fit", body(WorkerCodec.encode(.hello(WorkerDescriptor(name: "", version: "", abiMajor: 1, abiMinor: 0, flags: 0,

@@ -16,10 +16,12 @@ final class WorkerProcessTests: XCTestCase {
     }
 
     private func data(_ text: String) -> WorkerPayload { WorkerPayload(data: Array(text.utf8)) }
+    /// What the fixture's echo sends back for `data(text)`: the plugin sees empty metadata as `{}`.
+    private func echoed(_ text: String) -> WorkerPayload { WorkerPayload(data: Array(text.utf8), metadata: Array("{}".utf8)) }
 
     // MARK: The conversation
 
-    func testEchoIsSentInsideTheRequestThatCausedIt() throws {
+    func testEchoIsSentInsideTheRequestThatCausedItAndAnsweredInTheWorker() throws {
         let worker = try WorkerPeer.spawn(library: try library(), test: self)
         guard case .hello(let descriptor) = try worker.receive().message else { return XCTFail("no hello") }
         XCTAssertEqual(descriptor.name, "worker")
@@ -32,12 +34,63 @@ final class WorkerProcessTests: XCTestCase {
         let instance = try worker.start(comm: Self.comm)
 
         let echo = WorkerPayload(data: Array(#"{"do":"echo"}"#.utf8), metadata: Array(#"{"m":1}"#.utf8), buffers: [[1, 2, 3], [], [255]])
+        // A comm_msg's send is answered in the worker: no reply is owed for it.
         let request = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: echo))
-        let (callID, call) = try worker.receive()
-        XCTAssertEqual(call, .hostCall(during: request, call: .send(comm: Self.comm.token, message: echo)))
-        try worker.answer(callID, status: COMMHOST_OK)
+        let (_, call) = try worker.receive()
+        XCTAssertEqual(call, .hostCall(during: request, call: .pipelinedSend(comm: Self.comm.token, message: echo)))
         try worker.expectReply(request, status: COMMHOST_OK)
 
+        try worker.finish(instance: instance, comm: Self.comm)
+    }
+
+    func testPipelinedMessagesRunOneAtATimeInTheOrderSent() throws {
+        let worker = try WorkerPeer.spawn(library: try library(), test: self)
+        _ = try worker.receive()
+        let instance = try worker.start(comm: Self.comm)
+        // Many requests before any answer: each one's send, then its reply, in order.
+        let requests = try (0..<200).map { n in
+            try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo","n":\#(n)}"#)))
+        }
+        for (n, request) in requests.enumerated() {
+            let (_, call) = try worker.receive()
+            XCTAssertEqual(call, .hostCall(during: request, call: .pipelinedSend(comm: Self.comm.token, message: echoed(#"{"do":"echo","n":\#(n)}"#))))
+            try worker.expectReply(request, status: COMMHOST_OK)
+        }
+        try worker.finish(instance: instance, comm: Self.comm)
+    }
+
+    func testAPipelinedSendIsRefusedInTheWorkerWhenBlockedClosedOrNotJSON() throws {
+        let worker = try WorkerPeer.spawn(library: try library(), test: self)
+        _ = try worker.receive()
+        let instance = try worker.start(comm: Self.comm)
+        // Data that is not a JSON object (the test, as host, did not check it): EJSON with the reason, nothing sent.
+        let bad = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo",}"#)))
+        let (_, reply) = try worker.receive()
+        guard case .reply(COMMHOST_EJSON, .some(let reason), _, _) = reply else { return XCTFail("\(reply) for request \(bad)") }
+        XCTAssertFalse(reason.isEmpty)
+
+        // Past the high-water mark: EAGAIN until the session's session_writable request.
+        try worker.send(.sessionBlocked(session: Self.comm.session), id: 0)
+        let blocked = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo"}"#)))
+        try worker.expectReply(blocked, status: COMMHOST_EAGAIN)
+        try worker.expectReply(try worker.request(.sessionWritable(session: Self.comm.session)), status: COMMHOST_OK)
+        let again = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo"}"#)))
+        let (_, call) = try worker.receive()
+        XCTAssertEqual(call, .hostCall(during: again, call: .pipelinedSend(comm: Self.comm.token, message: echoed(#"{"do":"echo"}"#))))
+        try worker.expectReply(again, status: COMMHOST_OK)
+
+        // A comm the plugin opened and the host closed: ECLOSED in the worker.
+        let child: UInt64 = 0x2_0000_0002
+        let open = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"open_child"}"#)))
+        var (id, message) = try worker.receive()
+        guard case .hostCall(open, .open) = message else { return XCTFail("\(message)") }
+        try worker.send(.hostReply(status: COMMHOST_OK, value: child, text: "child"), id: id)
+        (id, message) = try worker.receive()
+        XCTAssertEqual(message, .hostCall(during: open, call: .pipelinedSend(comm: child, message: data(#"{"child_id":"child"}"#))))
+        (id, message) = try worker.receive()
+        XCTAssertEqual(message, .hostCall(during: open, call: .releaseComm(child)))
+        try worker.answer(id, status: COMMHOST_OK)
+        try worker.expectReply(open, status: COMMHOST_OK)
         try worker.finish(instance: instance, comm: Self.comm)
     }
 
@@ -45,7 +98,8 @@ final class WorkerProcessTests: XCTestCase {
         let worker = try WorkerPeer.spawn(library: try library(), test: self)
         _ = try worker.receive()
         let instance = try worker.start(comm: Self.comm)
-        let request = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo"}"#)))
+        // open is answered by the host (a send under a comm_msg is not): its refusal is the callback's status.
+        let request = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"open_child"}"#)))
         let (callID, _) = try worker.receive()
         try worker.send(.hostReply(status: COMMHOST_EJSON, value: 0, text: "data is not a JSON object"), id: callID)
         try worker.expectReply(request, status: COMMHOST_EJSON, error: "data is not a JSON object")
@@ -103,10 +157,9 @@ final class WorkerProcessTests: XCTestCase {
         _ = try worker.receive()
         let instance = try worker.start(comm: Self.comm)
         let names = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"names"}"#)))
-        let (callID, call) = try worker.receive()
-        XCTAssertEqual(call, .hostCall(during: names, call: .send(comm: Self.comm.token, message: data(
+        let (_, call) = try worker.receive()
+        XCTAssertEqual(call, .hostCall(during: names, call: .pipelinedSend(comm: Self.comm.token, message: data(
             #"{"comm_id":"c1","target_name":"worker.target","session_id":"s-5","session_data":true}"#))))
-        try worker.answer(callID, status: COMMHOST_OK)
         try worker.expectReply(names, status: COMMHOST_OK)
 
         // A comm the plugin opens is named by the host's reply.
@@ -118,8 +171,7 @@ final class WorkerProcessTests: XCTestCase {
                                                                     wantsReference: true)))
         try worker.send(.hostReply(status: COMMHOST_OK, value: child, text: "0123456789abcdef0123456789abcdef"), id: id)
         (id, message) = try worker.receive()
-        XCTAssertEqual(message, .hostCall(during: open, call: .send(comm: child, message: data(#"{"child_id":"0123456789abcdef0123456789abcdef"}"#))))
-        try worker.answer(id, status: COMMHOST_OK)
+        XCTAssertEqual(message, .hostCall(during: open, call: .pipelinedSend(comm: child, message: data(#"{"child_id":"0123456789abcdef0123456789abcdef"}"#))))
         (id, message) = try worker.receive()
         XCTAssertEqual(message, .hostCall(during: open, call: .releaseComm(child)))
         try worker.answer(id, status: COMMHOST_OK)
@@ -261,9 +313,8 @@ final class WorkerProcessTests: XCTestCase {
         _ = try worker.receive()
         let instance = try worker.start(comm: Self.comm)
         let request = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"limits"}"#)))
-        let (id, call) = try worker.receive()
-        XCTAssertEqual(call, .hostCall(during: request, call: .send(comm: Self.comm.token, message: data(#"{"nofile":64,"cpu":30}"#))))
-        try worker.answer(id, status: COMMHOST_OK)
+        let (_, call) = try worker.receive()
+        XCTAssertEqual(call, .hostCall(during: request, call: .pipelinedSend(comm: Self.comm.token, message: data(#"{"nofile":64,"cpu":30}"#))))
         try worker.expectReply(request, status: COMMHOST_OK)
         try worker.finish(instance: instance, comm: Self.comm)
     }

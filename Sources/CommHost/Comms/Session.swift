@@ -49,6 +49,9 @@ public final class Session: @unchecked Sendable {
     private var wakeupsHeld = 0
     /// A thread is writing output (the writer, or a reader writing directly), so no other may.
     private var writing = false
+    /// The transport's non-blocking write and how much it takes at once
+    /// (`setDirectWriter`), for output made on a worker's reader thread.
+    private var directWriter: (limit: Int, write: @Sendable (UnsafeRawBufferPointer) -> Int)?
     /// What a direct write took from `pending`; only the thread holding `writing` touches it.
     private var directBuffer: [UInt8] = []
 
@@ -61,6 +64,8 @@ public final class Session: @unchecked Sendable {
     private let owner = Atomic<UInt>(0)
     /// The msg_id token of the frame being handled; only the owner touches it.
     private var currentParent: UnsafeRawBufferPointer?
+    /// The input line of the frame being handled; only the owner touches it.
+    private var currentLine = 0
     /// The `data` and `metadata` bytes of the frame being handled, which the
     /// parser has validated; only the owner touches them.
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
@@ -75,6 +80,15 @@ public final class Session: @unchecked Sendable {
     /// Tasks that have not had their last call. `closed` is set when the
     /// session's tasks are finished for good: no task is added after it.
     private let tasks = Locked<(list: [SessionTask], closed: Bool)>(([], false))
+    /// Guards `pipelinedCalls`: comm_msg callbacks sent to a worker without
+    /// waiting (`SessionPipelinedCall`) whose reply has not come yet.
+    private let pipeline = ConditionLock()
+    private var pipelinedCalls = 0
+    /// The library those calls went to; only the owner touches it. Frames
+    /// go on being pipelined only while they are comm_msgs to that library's
+    /// worker (which answers in order); any other frame first waits for
+    /// them, so what it causes leaves after their replies, as in-process.
+    private var pipelinedLibrary: PluginLibrary?
 
     private enum Job {
         /// A close callback to run (the plugin closed the comm, maybe from another thread).
@@ -154,7 +168,9 @@ public final class Session: @unchecked Sendable {
             return
         }
         currentParent = parsed.msgIDToken.map { $0.bytes(in: frame) }
+        currentLine = line
         defer { currentParent = nil }
+        if parsed.kind != .commMsg { awaitPipelinedCalls() }
         let data = parsed.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let metadata = parsed.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         currentInbound = (data, metadata)
@@ -167,16 +183,27 @@ public final class Session: @unchecked Sendable {
             // would be copied (and destroyed) once more per message.
             let commID = parsed.commID, buffers = parsed.buffers
             guard let comm = comms.withLock({ $0[commID] }) else {
+                awaitPipelinedCalls()
                 logger.warning("comm_msg for an unknown or closed comm; replying comm_close",
                                [("session", .int(id)), ("line", .int(line)), ("comm_id", .string(commID))])
                 emitClose(id: commID)
                 return
             }
             comm.stats.messagesIn.add(1, ordering: .relaxed)
+            let library = comm.handler.library
+            var offer: SessionPipelinedCall?
+            if library.worker != nil {
+                if library !== pipelinedLibrary { awaitPipelinedCalls() }
+                offer = SessionPipelinedCall(session: self, comm: comm, parent: currentParent, line: line)
+                CallContext.current.pipelineOffer = offer
+            } else {
+                awaitPipelinedCalls()
+            }
+            defer { if offer != nil { CallContext.current.pipelineOffer = nil } }
             do {
                 try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
                     Result { () throws(PluginCallError) in
-                        try timed(comm, "comm_msg") { () throws(PluginCallError) in
+                        try timed(comm, "comm_msg", unless: offer) { () throws(PluginCallError) in
                             try comm.handler.message(instance: comm.instance, comm: comm, message: message)
                         }
                     }
@@ -184,6 +211,7 @@ public final class Session: @unchecked Sendable {
             } catch {
                 reportHandlerError(error, comm: comm, during: "comm_msg", line: line)
             }
+            if offer?.wasDispatched == true { pipelinedLibrary = library }
         case .commClose:
             guard let comm = comms.withLock({ $0.removeValue(forKey: parsed.commID) }) else { return }
             output.withLock { comm.closed = true }
@@ -278,7 +306,7 @@ public final class Session: @unchecked Sendable {
     // MARK: Host functions (any thread)
 
     func pluginSend(on comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        let parent = isOwner ? currentParent : nil
+        let parent = callParent
         let status = checkOutgoing(message, commID: comm.id, parent: parent)
         guard status == COMMHOST_OK else { return status }
         return withOutgoing(message) { data, metadata, buffers in
@@ -292,7 +320,7 @@ public final class Session: @unchecked Sendable {
     }
 
     func pluginClose(_ comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        let parent = isOwner ? currentParent : nil
+        let parent = callParent
         let status = checkOutgoing(message, commID: comm.id, parent: parent)
         guard status == COMMHOST_OK else { return status }
         let sent = withOutgoing(message) { data, metadata, buffers in
@@ -318,7 +346,7 @@ public final class Session: @unchecked Sendable {
             return (COMMHOST_EINVAL, nil)
         }
         let id = commID.isEmpty ? Self.newCommID() : commID
-        let parent = isOwner ? currentParent : nil
+        let parent = callParent
         let checked = checkOutgoing(message, commID: id, parent: parent, extra: targetName.utf8.count)
         guard checked == COMMHOST_OK else { return (checked, nil) }
         var opened: Comm?
@@ -431,6 +459,8 @@ public final class Session: @unchecked Sendable {
     /// library its session_end, and the output is finished. Once it has
     /// begun, host open and scheduling in this session return ECLOSED.
     public func end(cause: CloseCause) {
+        // What the client sent before the end is answered first.
+        awaitPipelinedCalls()
         output.withLock {
             ending = true
             blocked.removeAll()
@@ -464,6 +494,7 @@ public final class Session: @unchecked Sendable {
         output.withLock {
             ended = true
             onEarlyEnd = nil
+            directWriter = nil
             blocked.removeAll()
             output.broadcast()
         }
@@ -528,21 +559,75 @@ public final class Session: @unchecked Sendable {
     /// in the target's stats, and logs a warning when an in-process callback
     /// took longer than its library's `handler_timeout_ms`: it cannot be
     /// interrupted (a worker-served one is killed at the deadline instead).
+    /// A pipelined call (`unless`) that went out records its own time when
+    /// it ends.
     @inline(__always)
-    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, _ body: () throws(E) -> R) throws(E) -> R {
+    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, unless pipelined: SessionPipelinedCall? = nil,
+                                    _ body: () throws(E) -> R) throws(E) -> R {
         let start = MonotonicClock.nanoseconds()
         defer {
-            let elapsed = MonotonicClock.nanoseconds() &- start
-            comm.stats.handlerTime.record(nanoseconds: elapsed)
-            let library = comm.handler.library
-            if elapsed > library.slowCallbackNanoseconds && library.worker == nil {
-                logger.warning("an in-process callback ran longer than handler_timeout_ms; it cannot be interrupted (isolation \"process\" can)",
-                               [("session", .int(id)), ("target_name", .string(comm.targetName)), ("comm_id", .string(comm.id)),
-                                ("callback", .string("\(callback)")), ("plugin", .string(library.name)),
-                                ("elapsed_ms", .int(Int(elapsed / 1_000_000))), ("handler_timeout_ms", .int(Int(library.slowCallbackNanoseconds / 1_000_000)))])
-            }
+            if pipelined?.wasDispatched != true { record(comm, callback, since: start) }
         }
         return try body()
+    }
+
+    /// Records a callback's time in its target's stats (and warns of a slow in-process one).
+    private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64) {
+        let elapsed = MonotonicClock.nanoseconds() &- start
+        comm.stats.handlerTime.record(nanoseconds: elapsed)
+        let library = comm.handler.library
+        if elapsed > library.slowCallbackNanoseconds && library.worker == nil {
+            logger.warning("an in-process callback ran longer than handler_timeout_ms; it cannot be interrupted (isolation \"process\" can)",
+                           [("session", .int(id)), ("target_name", .string(comm.targetName)), ("comm_id", .string(comm.id)),
+                            ("callback", .string("\(callback)")), ("plugin", .string(library.name)),
+                            ("elapsed_ms", .int(Int(elapsed / 1_000_000))), ("handler_timeout_ms", .int(Int(library.slowCallbackNanoseconds / 1_000_000)))])
+        }
+    }
+
+    // MARK: Pipelined calls (comm_msg to a worker, not waited for)
+
+    /// A pipelined call went out.
+    fileprivate func pipelinedCallDispatched() {
+        pipeline.withLock { pipelinedCalls += 1 }
+    }
+
+    /// A pipelined call ended: a failure is reported as a callback's failure
+    /// is in-process (logged, and an error frame with the frame's parent
+    /// header and line), then whoever waits for the calls is woken.
+    fileprivate func pipelinedCallFinished(_ call: SessionPipelinedCall, status: commhost_status, errorText: String?) {
+        call.comm.stats.handlerTime.record(nanoseconds: MonotonicClock.nanoseconds() &- call.started)
+        if status != COMMHOST_OK {
+            reportHandlerError(PluginCallError(status: status, text: errorText), comm: call.comm, during: "comm_msg", line: call.line,
+                               parent: call.parent)
+        }
+        pipeline.withLock {
+            pipelinedCalls -= 1
+            if pipelinedCalls == 0 { pipeline.broadcast() }
+        }
+    }
+
+    /// Waits until every pipelined call has ended. Their ends come from the
+    /// worker's reader thread, which never waits for this session, and a
+    /// worker that hangs is killed at the deadline, which ends them all.
+    private func awaitPipelinedCalls() {
+        // On the serialized context nothing went out since the last wait.
+        if isOwner && pipelinedLibrary == nil { return }
+        // The worker answers only what it has read.
+        CallContext.current.releaseHeldFrames()
+        pipeline.lock()
+        while pipelinedCalls > 0 { pipeline.wait() }
+        pipeline.unlock()
+        if isOwner { pipelinedLibrary = nil }
+    }
+
+    /// The parent header for a frame a host function called on this thread
+    /// writes: the frame being handled on the serialized context; under a
+    /// pipelined call of this session (a worker's reader running its host
+    /// calls), that call's frame; otherwise none (a plugin thread).
+    private var callParent: UnsafeRawBufferPointer? {
+        if isOwner { return currentParent }
+        if let call = CallContext.current.pipelinedCall as? SessionPipelinedCall, call.session === self { return call.parent }
+        return nil
     }
 
     // MARK: Jobs and serialization
@@ -626,7 +711,12 @@ public final class Session: @unchecked Sendable {
     /// wait (in order) meanwhile. Never hold two sessions except in
     /// ascending `id` order.
     func hold() {
-        serial.lock()
+        if !serial.tryLock() {
+            // Whoever holds the session may be waiting for a worker to answer
+            // frames this thread holds back: write them before waiting.
+            CallContext.current.releaseHeldFrames()
+            serial.lock()
+        }
         owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
     }
 
@@ -658,7 +748,15 @@ public final class Session: @unchecked Sendable {
         output.lock()
         defer { output.unlock() }
         guard !ended, !ending, !comm.closed else { return COMMHOST_ECLOSED }
-        if let library, queuedBytes >= limits.outboundHighWaterBytes { return refuseForBackpressure(library) }
+        if let library, queuedBytes >= limits.outboundHighWaterBytes {
+            let context = CallContext.current
+            guard context.sendAlreadyAnswered else { return refuseForBackpressure(library) }
+            // A worker answered this send OK under a pipelined call: it is
+            // admitted (the bound admits a frame past the mark), and the
+            // library waits for session_writable from now on.
+            _ = refuseForBackpressure(library)
+            context.admittedPastMark = true
+        }
         if closing { comm.closed = true }
         body(&encoder, &pending)
         afterAppend(origin: library)
@@ -693,9 +791,33 @@ public final class Session: @unchecked Sendable {
     /// `write` must not block: it returns how many bytes it wrote (0 when
     /// the client cannot take more now, -1 on error); the rest goes to the
     /// writer thread, ahead of anything appended since.
+    /// Lets threads other than the transport's reader write what they add
+    /// the way `handleBatch` does (a worker's reader thread delivering a
+    /// pipelined callback's sends: `deliverFromWorker`), so a reply needs no
+    /// wake-up of the writer thread when the client keeps up. Set before
+    /// serving; dropped when the session ends.
+    public func setDirectWriter(limit: Int, write: @escaping @Sendable (UnsafeRawBufferPointer) -> Int) {
+        output.withLock { directWriter = (limit, write) }
+    }
+
+    /// Runs `body` (host calls of a pipelined callback, on a worker's reader
+    /// thread) as a run of its own: what it adds is written directly at the
+    /// end when nobody else is writing.
+    func deliverFromWorker(_ body: () -> Void) {
+        guard let writer = output.withLock({ directWriter }) else { return body() }
+        handleBatch(directLimit: writer.limit, write: writer.write, body)
+    }
+
+    /// Requests the run pipelines to workers are written together at its end.
     public func handleBatch(directLimit: Int, write: (UnsafeRawBufferPointer) -> Int, _ body: () throws -> Void) rethrows {
         output.withLock { wakeupsHeld += 1 }
-        defer { flushAfterBatch(directLimit: directLimit, write: write) }
+        let context = CallContext.current
+        context.batchDepth += 1
+        defer {
+            context.batchDepth -= 1
+            if context.batchDepth == 0 { context.releaseHeldFrames() }
+            flushAfterBatch(directLimit: directLimit, write: write)
+        }
         try body()
     }
 
@@ -704,7 +826,8 @@ public final class Session: @unchecked Sendable {
         wakeupsHeld -= 1
         guard wakeupsHeld == 0 else { return output.unlock() }
         guard !writing, !ended, !pending.isEmpty, pending.count <= directLimit else {
-            output.broadcast()
+            // The writer waits for output (or the end); nothing new, no wake-up.
+            if !pending.isEmpty || ended { output.broadcast() }
             return output.unlock()
         }
         writing = true
@@ -760,10 +883,14 @@ public final class Session: @unchecked Sendable {
     }
 
     private func reportHandlerError(_ error: PluginCallError, comm: Comm, during step: String, line: Int) {
+        reportHandlerError(error, comm: comm, during: step, line: line, parent: currentParent)
+    }
+
+    private func reportHandlerError(_ error: PluginCallError, comm: Comm, during step: String, line: Int, parent: UnsafeRawBufferPointer?) {
         let text = "\(step) for comm \"\(comm.id)\" (target \(comm.targetName)): handler \"\(comm.handler.name)\" of \(comm.handler.library.name) failed: \(error)"
         logger.error("handler error", [("session", .int(id)), ("comm_id", .string(comm.id)), ("target_name", .string(comm.targetName)),
                                        ("step", .string(step)), ("status", .int(Int(error.status))), ("error", .string(error.text ?? ""))])
-        emitError(WireError(ename: "HandlerError", evalue: text), line: line, parent: currentParent)
+        emitError(WireError(ename: "HandlerError", evalue: text), line: line, parent: parent)
     }
 
     /// Takes everything written so far into `buffer` (replacing its
@@ -936,5 +1063,57 @@ final class SessionPort: SessionHandle, @unchecked Sendable {
         if comm != nil && owned?.session !== session { return (COMMHOST_EINVAL, 0) }
         return session.pluginSchedule(from: library, comm: owned, delayMilliseconds: delayMilliseconds,
                                       periodMilliseconds: periodMilliseconds, task: task)
+    }
+}
+
+/// A comm_msg to a worker-served comm that went out without a wait
+/// (`PipelinedCall`): what its frame gave it (the parent header, the input
+/// line), for the host calls made under it and a failure reported late.
+final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
+    // @unchecked: everything is immutable after init but `dispatched`, an atomic.
+
+    let session: Session
+    let comm: Comm
+    let line: Int
+    /// When the session made the call (for the target's handler time).
+    let started = MonotonicClock.nanoseconds()
+    /// A copy of the frame's msg_id token (the frame's bytes do not outlive its handling).
+    private let parentCopy: UnsafeMutableRawBufferPointer?
+    private let sent = Atomic<Bool>(false)
+
+    init(session: Session, comm: Comm, parent: UnsafeRawBufferPointer?, line: Int) {
+        self.session = session
+        self.comm = comm
+        self.line = line
+        if let parent {
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(parent.count, 1), alignment: 1)
+            if let base = parent.baseAddress, parent.count > 0 { copy.baseAddress!.copyMemory(from: base, byteCount: parent.count) }
+            parentCopy = UnsafeMutableRawBufferPointer(rebasing: copy[0..<parent.count])
+        } else {
+            parentCopy = nil
+        }
+    }
+
+    deinit {
+        parentCopy?.deallocate()
+    }
+
+    /// The frame's msg_id token.
+    var parent: UnsafeRawBufferPointer? { parentCopy.map { UnsafeRawBufferPointer($0) } }
+
+    /// Whether the proxy sent it (else it ran, or failed, as a plain call).
+    var wasDispatched: Bool { sent.load(ordering: .acquiring) }
+
+    override func dispatched() {
+        sent.store(true, ordering: .releasing)
+        session.pipelinedCallDispatched()
+    }
+
+    override func finished(status: commhost_status, errorText: String?) {
+        session.pipelinedCallFinished(self, status: status, errorText: errorText)
+    }
+
+    override func delivering(_ body: () -> Void) {
+        session.deliverFromWorker(body)
     }
 }

@@ -1,14 +1,46 @@
 import Glibc
 
 /// Per-thread state for the plugin callback running on this thread: which
-/// library is being called (for `log`) and the error text it set with
-/// `set_error`. One object per thread, made on first use, so entering a
+/// library is being called (for `log`), the error text it set with
+/// `set_error`, and what a pipelined comm_msg to a worker needs. One object per thread, made on first use, so entering a
 /// callback costs a `pthread_getspecific` and two stores.
 final class CallContext {
     /// The library whose callback is running, or nil outside callbacks.
     var library: PluginLibrary?
     /// Text from `set_error` during the current callback.
     var errorText: String?
+    /// Offered by a session to the comm_msg call it is making, for a proxy
+    /// that sends it to a worker without waiting (it takes and clears it).
+    var pipelineOffer: PipelinedCall?
+    /// On a worker's reader thread: the pipelined callback whose host call
+    /// is running here, so it gets that callback's parent header.
+    var pipelinedCall: PipelinedCall?
+    /// Set while a `send` the worker has already answered `COMMHOST_OK` runs:
+    /// the session admits it past the high-water mark (nothing accepted is
+    /// lost) and sets `admittedPastMark`, so the proxy tells the worker.
+    var sendAlreadyAnswered = false
+    var admittedPastMark = false
+    /// Above 0 while this thread handles a run of frames (`Session.handleBatch`):
+    /// requests pipelined to workers meanwhile are held back and written
+    /// together when the run ends (or before this thread waits for a worker).
+    var batchDepth = 0
+    /// The channels holding this thread's frames.
+    private var held: [any HeldFrames] = []
+
+    /// `frames` holds this thread's frames until `releaseHeldFrames`.
+    func holding(_ frames: any HeldFrames) {
+        if !held.contains(where: { $0 === frames }) { held.append(frames) }
+    }
+
+    /// Writes every frame this thread holds back and stops holding: at the
+    /// end of a run, and before any wait for a worker (which may be waiting
+    /// for exactly those frames).
+    func releaseHeldFrames() {
+        guard !held.isEmpty else { return }
+        let list = held
+        held.removeAll()
+        for frames in list { frames.releaseHeldFrames() }
+    }
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -27,4 +59,10 @@ final class CallContext {
         pthread_setspecific(key, Unmanaged.passRetained(context).toOpaque())
         return context
     }
+}
+
+/// A channel that can hold a thread's frames back (a worker's socket pair).
+protocol HeldFrames: AnyObject {
+    /// Writes what the calling thread holds and stops holding.
+    func releaseHeldFrames()
 }

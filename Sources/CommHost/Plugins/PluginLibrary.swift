@@ -295,7 +295,12 @@ public final class PluginLibrary: @unchecked Sendable {
         if concurrent {
             status = body()
         } else {
-            gate.lock()
+            if !gate.tryLock() {
+                // The call in progress may be waiting for a worker to answer
+                // frames this thread holds back: write them before waiting.
+                context.releaseHeldFrames()
+                gate.lock()
+            }
             status = body()
             gate.unlock()
         }

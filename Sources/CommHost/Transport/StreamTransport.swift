@@ -35,6 +35,7 @@ public final class StreamTransport: @unchecked Sendable {
         writer.name = "commhost-writer-\(session.id)"
         writer.start()
         let reader = FrameReader(fileDescriptor: input, maxFrameBytes: limits.maxFrameBytes)
+        session.setDirectWriter(limit: directLimit) { [self] in writeWithoutBlocking($0) }
         do {
             var more = true
             while more {

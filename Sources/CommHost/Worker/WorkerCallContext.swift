@@ -8,6 +8,8 @@ import Glibc
 final class WorkerCallContext {
     /// The request being served on this thread, or 0.
     var request: UInt64 = 0
+    /// Whether that request is a pipelined `message` (its sends are answered here).
+    var pipelined = false
     /// Text from `set_error` during the current callback.
     var errorText: String?
 
@@ -32,15 +34,17 @@ final class WorkerCallContext {
     /// Runs `body` as the callback of request `id`: tagged with it, with no
     /// error text at the start; returns what `body` returned and the text
     /// the plugin set. Restores the previous tag afterwards.
-    static func serving<R>(_ id: UInt64, _ body: () -> R) -> (result: R, errorText: String?) {
+    static func serving<R>(_ id: UInt64, pipelined: Bool = false, _ body: () -> R) -> (result: R, errorText: String?) {
         let context = current
-        let outerRequest = context.request, outerText = context.errorText
+        let outerRequest = context.request, outerText = context.errorText, outerPipelined = context.pipelined
         context.request = id
         context.errorText = nil
+        context.pipelined = pipelined
         let result = body()
         let text = context.errorText
         context.request = outerRequest
         context.errorText = outerText
+        context.pipelined = outerPipelined
         return (result, text)
     }
 }

@@ -10,12 +10,22 @@ enum WorkerCodec {
     /// The kind byte of each message.
     enum Kind: UInt8 {
         case hello = 1, refusal, initialize, open, message, close, snapshot, restore, sessionStart, sessionEnd,
-             sessionWritable, task, deinitialize, reply, hostCall, hostReply
+             sessionWritable, task, deinitialize, reply, hostCall, hostReply, sessionBlocked
     }
 
     /// The frame for `message` with request id `id`, length prefix included.
     static func encode(_ message: WorkerMessage, id: UInt64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        encode(message, id: id, into: &bytes)
+        return bytes
+    }
+
+    /// Appends the frame for `message` with request id `id` to `bytes`.
+    static func encode(_ message: WorkerMessage, id: UInt64, into bytes: inout [UInt8]) {
         var w = Writer()
+        swap(&w.bytes, &bytes)
+        defer { swap(&w.bytes, &bytes) }
+        let frameStart = w.bytes.count
         w.u32(0)
         switch message {
         case .hello(let d):
@@ -47,6 +57,8 @@ enum WorkerCodec {
             w.kind(.task, id); w.u64(task); w.i32(status)
         case .deinitialize:
             w.kind(.deinitialize, id)
+        case .sessionBlocked(let session):
+            w.kind(.sessionBlocked, id); w.u64(session)
         case .reply(let status, let error, let value, let bytes):
             w.kind(.reply, id); w.i32(status); w.u8(error == nil ? 0 : 1); w.text(error ?? ""); w.u64(value); w.bytes(bytes)
         case .hostCall(let during, let call):
@@ -54,9 +66,8 @@ enum WorkerCodec {
         case .hostReply(let status, let value, let text):
             w.kind(.hostReply, id); w.i32(status); w.u64(value); w.text(text)
         }
-        let length = UInt32(w.bytes.count - 4)
-        for i in 0..<4 { w.bytes[i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
-        return w.bytes
+        let length = UInt32(w.bytes.count - frameStart - 4)
+        for i in 0..<4 { w.bytes[frameStart + i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
     }
 
     /// Decodes one frame's body (what follows the length prefix).
@@ -88,6 +99,7 @@ enum WorkerCodec {
         case .sessionWritable: message = .sessionWritable(session: try r.u64())
         case .task: message = .task(task: try r.u64(), status: try r.i32())
         case .deinitialize: message = .deinitialize
+        case .sessionBlocked: message = .sessionBlocked(session: try r.u64())
         case .reply:
             let status = try r.i32(), hasError = try r.u8(), error = try r.text()
             message = .reply(status: status, error: hasError == 0 ? nil : error, value: try r.u64(), bytes: try r.bytes())
@@ -99,15 +111,19 @@ enum WorkerCodec {
     }
 
     private enum CallKind: UInt8 {
-        case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel
+        case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel, pipelinedSend
     }
 
     private struct Writer {
         var bytes: [UInt8] = []
         mutating func u8(_ v: UInt8) { bytes.append(v) }
-        mutating func u16(_ v: UInt16) { for i in 0..<2 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-        mutating func u32(_ v: UInt32) { for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-        mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+        mutating func u16(_ v: UInt16) { integer(v) }
+        mutating func u32(_ v: UInt32) { integer(v) }
+        mutating func u64(_ v: UInt64) { integer(v) }
+        /// Little-endian, in one append.
+        mutating func integer<T: FixedWidthInteger>(_ v: T) {
+            withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+        }
         mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
         mutating func kind(_ k: Kind, _ id: UInt64) { u8(k.rawValue); u64(id) }
         mutating func bytes(_ v: [UInt8]) { u32(UInt32(v.count)); bytes.append(contentsOf: v) }
@@ -136,6 +152,7 @@ enum WorkerCodec {
             case .schedule(let session, let comm, let delay, let period, let task):
                 u8(CallKind.schedule.rawValue); u64(session); u64(comm); u64(delay); u8(period == nil ? 0 : 1); u64(period ?? 0); u64(task)
             case .timerCancel(let t): u8(CallKind.timerCancel.rawValue); u64(t)
+            case .pipelinedSend(let comm, let message): u8(CallKind.pipelinedSend.rawValue); u64(comm); optionalPayload(message)
             }
         }
     }
@@ -154,9 +171,7 @@ enum WorkerCodec {
         }
         mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(Malformed) -> T {
             let raw = try take(MemoryLayout<T>.size)
-            var value: T = 0
-            for i in 0..<MemoryLayout<T>.size { value |= T(raw[i]) << (8 * i) }
-            return value
+            return T(littleEndian: raw.loadUnaligned(as: T.self))
         }
         mutating func u8() throws(Malformed) -> UInt8 { try integer(UInt8.self) }
         mutating func u16() throws(Malformed) -> UInt16 { try integer(UInt16.self) }
@@ -207,6 +222,7 @@ enum WorkerCodec {
                 let session = try u64(), comm = try u64(), delay = try u64(), hasPeriod = try u8(), period = try u64()
                 return .schedule(session: session, comm: comm, delayMilliseconds: delay, periodMilliseconds: hasPeriod == 0 ? nil : period, task: try u64())
             case .timerCancel: return .timerCancel(try u64())
+            case .pipelinedSend: return .pipelinedSend(comm: try u64(), message: try optionalPayload())
             }
         }
     }

@@ -14,6 +14,8 @@ final class WorkerHandles: Sendable {
         var session: UInt64
         var references = 0
         var closed = false
+        /// The plugin closed it (its close request has not run yet).
+        var closedByPlugin = false
     }
 
     private struct SessionEntry {
@@ -22,6 +24,8 @@ final class WorkerHandles: Sendable {
         var started = false
         var references = 0
         var comms = 0
+        /// Past the host's high-water mark: sends answer EAGAIN until session_writable.
+        var blocked = false
     }
 
     private struct State {
@@ -60,6 +64,37 @@ final class WorkerHandles: Sendable {
             state.comms[token]?.closed = true
             Self.dropCommIfDone(&state, token)
         }
+    }
+
+    /// The host accepted the plugin's own close of `token`.
+    func commClosedByPlugin(_ token: UInt64) {
+        state.withLock { $0.comms[token]?.closedByPlugin = true }
+    }
+
+    /// How a send on comm `token` would fare, as far as the worker knows.
+    enum SendCheck {
+        /// Open, and its session is not past the high-water mark.
+        case open
+        /// Closed (by the host or by the plugin).
+        case closed
+        /// Its session is past the high-water mark.
+        case blocked
+        /// The worker does not know the comm: only the host can say.
+        case unknown
+    }
+
+    /// What the worker can answer for a send on `token` (a pipelined callback's send).
+    func sendCheck(_ token: UInt64) -> SendCheck {
+        state.withLock { state in
+            guard let entry = state.comms[token] else { return .unknown }
+            if entry.closed || entry.closedByPlugin { return .closed }
+            return state.sessions[entry.session]?.blocked == true ? .blocked : .open
+        }
+    }
+
+    /// The host says sends in `session` must wait (true), or may go on (false, at session_writable).
+    func setSessionBlocked(_ token: UInt64, _ blocked: Bool) {
+        state.withLock { $0.sessions[token]?.blocked = blocked }
     }
 
     /// The host accepted retain_comm (+1) or release_comm (-1).

@@ -43,6 +43,8 @@ final class WorkerHostCalls: @unchecked Sendable {
         guard let id else { return .closed }
         do {
             try channel.send(.hostCall(during: during, call: call), id: id)
+            // The host answers only what it has read.
+            try channel.flushHeld()
         } catch {
             lock.withLock { waiting[id] = nil }
             return .closed

@@ -26,12 +26,17 @@ enum WorkerHostTable {
         host.send = { host, comm, message in
             guard let server = WorkerHostTable.serving(host) else { return COMMHOST_EINVAL }
             guard case .valid(let payload) = WorkerHostTable.outgoing(message) else { return COMMHOST_EINVAL }
-            return WorkerHostTable.forward(server, .send(comm: WorkerServer.token(comm), message: payload)).status
+            let token = WorkerServer.token(comm)
+            if WorkerCallContext.current.pipelined, let status = WorkerHostTable.answerSend(server, token, payload) { return status }
+            return WorkerHostTable.forward(server, .send(comm: token, message: payload)).status
         }
         host.close = { host, comm, message in
             guard let server = WorkerHostTable.serving(host) else { return COMMHOST_EINVAL }
             guard case .valid(let payload) = WorkerHostTable.outgoing(message) else { return COMMHOST_EINVAL }
-            return WorkerHostTable.forward(server, .close(comm: WorkerServer.token(comm), message: payload)).status
+            let token = WorkerServer.token(comm)
+            let status = WorkerHostTable.forward(server, .close(comm: token, message: payload)).status
+            if status == COMMHOST_OK { server.handles.commClosedByPlugin(token) }
+            return status
         }
         host.open = { host, session, handlerName, targetName, commID, message, instance, outComm in
             guard let server = WorkerHostTable.serving(host) else { return COMMHOST_EINVAL }
@@ -134,6 +139,36 @@ enum WorkerHostTable {
         let reply = server.hostCalls.call(call)
         if reply.status != COMMHOST_OK && !reply.text.isEmpty { WorkerCallContext.current.errorText = reply.text }
         return reply
+    }
+
+    /// A send under a pipelined `message` request, answered here so the
+    /// callback costs no round trip: ECLOSED for a comm the worker knows is
+    /// closed, EAGAIN while the host says the session is past its
+    /// high-water mark, EJSON (with the reason) for data or metadata that is
+    /// not a JSON object; else OK, and the send goes to the host with no
+    /// reply owed. The host checks it again (a refusal there is logged and
+    /// the frame dropped: a close the worker had not heard of yet, a frame
+    /// past max_frame_bytes). Nil for a comm the worker does not know: only
+    /// the host can answer, so the send is forwarded and waited for.
+    private static func answerSend(_ server: WorkerServer, _ token: UInt64, _ payload: WorkerPayload?) -> commhost_status? {
+        switch server.handles.sendCheck(token) {
+        case .unknown: return nil
+        case .closed: return COMMHOST_ECLOSED
+        case .blocked: return COMMHOST_EAGAIN
+        case .open: break
+        }
+        if let payload {
+            for json in [payload.data, payload.metadata] where !json.isEmpty {
+                do {
+                    try json.withUnsafeBytes { try JSONValidator.validateObject($0, maxDepth: WireLimits().maxDepth) }
+                } catch {
+                    WorkerCallContext.current.errorText = "\(error)"
+                    return COMMHOST_EJSON
+                }
+            }
+        }
+        server.hostCalls.notify(.pipelinedSend(comm: token, message: payload))
+        return COMMHOST_OK
     }
 
     /// A message the plugin hands the host: absent (NULL), or copied.

@@ -16,6 +16,17 @@ import CommPluginAPI
 /// where an in-process plugin's calls would run; calls from the plugin's
 /// own threads carry `during` 0 and run on the host's reader thread. The
 /// host answers each `hostCall` with a `hostReply` of its id.
+///
+/// `message` requests (comm_msg) are *pipelined*: the host does not wait
+/// for their reply before it reads the next frame, so it may send several
+/// in a row; the worker runs them one at a time in the order they came.
+/// Before any other request the host waits until every `message` it sent
+/// has been answered, so no other request ever overlaps one. Under a
+/// `message` request the plugin's `send` is answered in the worker
+/// (`pipelinedSend`, no `hostReply`), so a callback that sends costs no
+/// round trip; the host tells the worker when a session went past its
+/// high-water mark (`sessionBlocked`), after which sends in it answer
+/// `COMMHOST_EAGAIN` until its `sessionWritable` request.
 enum WorkerMessage: Equatable, Sendable {
     // Worker -> host, once, first.
     /// The loaded library's descriptor, or why it cannot be served (`refusal`).
@@ -36,6 +47,9 @@ enum WorkerMessage: Equatable, Sendable {
     /// Run (or give the last call to) the plugin task the worker registered as `task`.
     case task(task: UInt64, status: Int32)
     case deinitialize
+    /// Not a request (no reply): sends in `session` answer `COMMHOST_EAGAIN`
+    /// in the worker until its next `sessionWritable` request.
+    case sessionBlocked(session: UInt64)
 
     // Worker -> host: the answer to a request.
     /// `status` and the callback's `set_error` text; `value` is the instance
@@ -107,4 +121,7 @@ enum WorkerHostCall: Equatable, Sendable {
     /// post (`period` nil) or timer_start on `comm` (when not 0) or else `session`; `task` is the worker's id for fn and data.
     case schedule(session: UInt64, comm: UInt64, delayMilliseconds: UInt64, periodMilliseconds: UInt64?, task: UInt64)
     case timerCancel(UInt64)
+    /// A send under a pipelined `message` request, which the worker has
+    /// already answered (`COMMHOST_OK`): the host gets no `hostReply` to make.
+    case pipelinedSend(comm: UInt64, message: WorkerPayload?)
 }

@@ -1,3 +1,4 @@
+import CommPluginAPI
 import Glibc
 import Synchronization
 
@@ -32,8 +33,10 @@ public struct WorkerLaunch: Sendable, Equatable {
 
 /// One `commhost worker` child process and the host's end of its socket
 /// pair: requests out with a wait for their reply (running the host calls
-/// made under them meanwhile), a reader thread for replies and for host
-/// calls from the plugin's own threads, and the exit status once it dies.
+/// made under them meanwhile), comm_msg requests pipelined without a wait
+/// (`WorkerPipeline`), a reader thread for replies and for host calls from
+/// the plugin's own threads and pipelined callbacks, and the exit status
+/// once it dies.
 final class WorkerProcess: @unchecked Sendable {
     // @unchecked: `pid` and `channel` are immutable; `state` is behind its lock.
 
@@ -43,15 +46,20 @@ final class WorkerProcess: @unchecked Sendable {
     let pid: pid_t
     let channel: WorkerChannel
     let options: WorkerLaunch
+    /// The comm_msg requests sent and not yet answered.
+    private let pipeline: WorkerPipeline
 
     /// What ended the worker, once it has: "signal 11 (Segmentation fault)", "exit status 3",
     /// "killed: callback … did not return within 5000 ms".
     var deathReason: String? { state.withLock { $0.death } }
 
     /// Runs the host calls the plugin makes from its own threads (`during` 0),
-    /// and those under a request whose caller is no longer waiting. Set before
-    /// the reader starts; returns the `hostReply`.
+    /// under a pipelined request (with its call as `CallContext.pipelinedCall`)
+    /// and under a request whose caller is no longer waiting. Set before the
+    /// reader starts; returns the `hostReply`.
     var executeHostCall: (@Sendable (WorkerHostCall) -> WorkerMessage)?
+    /// The served library's name, for the text of calls the death ends. Set before the reader starts.
+    var libraryName = ""
     /// Called once, on the reader thread, when the worker has died.
     var onDeath: (@Sendable (String) -> Void)?
 
@@ -150,6 +158,7 @@ final class WorkerProcess: @unchecked Sendable {
         self.pid = pid
         self.channel = channel
         self.options = options
+        pipeline = WorkerPipeline(deadlineNanoseconds: UInt64(max(options.handlerTimeoutMilliseconds, 1)) * 1_000_000)
     }
 
     /// Starts the reader thread; set `executeHostCall` and `onDeath` first.
@@ -168,7 +177,12 @@ final class WorkerProcess: @unchecked Sendable {
     /// crash log) and waits for its reply, running the host calls made under
     /// it on this thread with `execute`. Returns nil when the worker died (or
     /// was killed for missing the deadline) before replying.
+    /// Every pipelined request sent before it has been answered first, so no
+    /// other request overlaps one in the worker.
     func request(_ message: WorkerMessage, what: WorkerCallback, execute: (WorkerHostCall) -> WorkerMessage) -> WorkerMessage? {
+        // Frames this thread holds for any worker go out before it waits.
+        CallContext.current.releaseHeldFrames()
+        guard awaitPipeline(untilFewerThan: 0) else { return nil }
         let waiter = Waiter()
         let id = state.withLock { state -> UInt64? in
             guard state.death == nil else { return nil }
@@ -215,6 +229,62 @@ final class WorkerProcess: @unchecked Sendable {
         }
     }
 
+    /// Sends a comm_msg request without waiting for its reply: `call` ends
+    /// when the reply comes (on the reader thread), and the host calls made
+    /// under it run there with it. Waits only while `WorkerPipeline.capacity`
+    /// requests are in flight. False when the worker died (or was killed for
+    /// missing the deadline) before it could be sent.
+    func pipeline(_ message: WorkerMessage, what: WorkerCallback, call: PipelinedCall) -> Bool {
+        guard awaitPipeline(untilFewerThan: WorkerPipeline.capacity) else { return false }
+        let id = state.withLock { state -> UInt64? in
+            guard state.death == nil else { return nil }
+            let id = state.nextID
+            state.nextID += 1
+            state.lastCallback = what
+            return id
+        }
+        guard let id, let firstInFlight = pipeline.add(id: id, call: call, what: what) else { return false }
+        if firstInFlight { armWatchdog(afterNanoseconds: UInt64(options.handlerTimeoutMilliseconds) * 1_000_000) }
+        // In a session's run of frames, held back and written with the rest of the run.
+        let context = CallContext.current
+        if context.batchDepth > 0 {
+            channel.hold()
+            context.holding(channel)
+        }
+        // A send that fails means the worker is gone; the reader ends the call.
+        try? channel.send(message, id: id)
+        return true
+    }
+
+    /// Waits until fewer than `limit` pipelined requests are in flight
+    /// (0: none); kills the worker when the oldest is past the deadline.
+    /// False when the worker is gone.
+    private func awaitPipeline(untilFewerThan limit: Int) -> Bool {
+        // The worker answers only what it has read.
+        if pipeline.isFull(limit) { CallContext.current.releaseHeldFrames() }
+        switch pipeline.wait(untilFewerThan: limit) {
+        case .ready: return true
+        case .dead: return false
+        case .overdue(let what):
+            kill(because: "\(what.description) did not return within \(options.handlerTimeoutMilliseconds) ms (handler_timeout_ms)")
+            return false
+        }
+    }
+
+    /// A pipelined callback that never returns must still be cut off at the
+    /// deadline when nothing waits on it: one timer per worker, re-armed for
+    /// the oldest request in flight while there is one.
+    private func armWatchdog(afterNanoseconds nanoseconds: UInt64) {
+        TimerQueue.shared.schedule(afterNanoseconds: nanoseconds) { [self] in
+            let (overdue, nextIn) = pipeline.check()
+            if let overdue {
+                kill(because: "\(overdue.description) did not return within \(options.handlerTimeoutMilliseconds) ms (handler_timeout_ms)")
+            } else if let nextIn {
+                armWatchdog(afterNanoseconds: nextIn)
+            }
+        }
+    }
+
     /// Kills the worker (a missed deadline, or the host no longer needs it);
     /// the reader then reports its death with `reason`.
     func kill(because reason: String) {
@@ -238,12 +308,14 @@ final class WorkerProcess: @unchecked Sendable {
                 break
             }
             switch frame.message {
-            case .reply:
+            case .reply(let status, let error, _, _):
                 if let waiter = state.withLock({ $0.waiting[frame.id] }) {
                     waiter.lock.withLock {
                         waiter.reply = frame.message
                         waiter.lock.broadcast()
                     }
+                } else if let entry = pipeline.take(frame.id) {
+                    entry.call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
                 }
             case .hostCall(let during, let call):
                 if during != 0, let waiter = state.withLock({ $0.waiting[during] }) {
@@ -252,9 +324,19 @@ final class WorkerProcess: @unchecked Sendable {
                         waiter.lock.broadcast()
                     }
                 } else if let execute = executeHostCall {
-                    let answer = execute(call)
-                    if case .log = call { continue }
-                    try? channel.send(answer, id: frame.id)
+                    let context = CallContext.current
+                    var answer = WorkerMessage.hostReply(status: COMMHOST_EINVAL, value: 0, text: "")
+                    if during != 0, let pipelined = pipeline.call(for: during) {
+                        context.pipelinedCall = pipelined
+                        pipelined.delivering { answer = execute(call) }
+                        context.pipelinedCall = nil
+                    } else {
+                        answer = execute(call)
+                    }
+                    switch call {
+                    case .log, .pipelinedSend: continue
+                    default: try? channel.send(answer, id: frame.id)
+                    }
                 }
             default:
                 // Anything else from a worker is a protocol breach: stop it.
@@ -272,6 +354,9 @@ final class WorkerProcess: @unchecked Sendable {
                 }
             }
             return state.death!
+        }
+        for entry in pipeline.takeAll() {
+            entry.call.finished(status: COMMHOST_EFAIL, errorText: "handler crashed: the worker serving library \(libraryName) ended (\(reason))")
         }
         close(channel.fd)
         onDeath?(reason)

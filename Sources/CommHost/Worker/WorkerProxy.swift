@@ -25,6 +25,7 @@ final class WorkerProxy: @unchecked Sendable {
         self.process = process
         self.remote = remote
         descriptor = buildDescriptor()
+        process.libraryName = remote.name
         process.executeHostCall = { [unowned self] call in self.execute(call) }
     }
 
@@ -40,6 +41,17 @@ final class WorkerProxy: @unchecked Sendable {
         guard case .reply(let status, let error, let value, let bytes) = reply else { return nil }
         if status != COMMHOST_OK, let error { setError(error) }
         return (status, value, bytes)
+    }
+
+    /// Sends a comm_msg request without waiting (`WorkerProcess.pipeline`);
+    /// `call` ends when the worker answers. EFAIL (with the error text) when
+    /// the worker is gone.
+    fileprivate func pipeline(_ message: WorkerMessage, what: WorkerCallback, call: PipelinedCall) -> commhost_status {
+        guard process.pipeline(message, what: what, call: call) else {
+            setError("handler crashed: the worker serving library \(remote.name) ended (\(process.deathReason ?? "it died"))")
+            return COMMHOST_EFAIL
+        }
+        return COMMHOST_OK
     }
 
     private func setError(_ text: String) {
@@ -76,6 +88,29 @@ final class WorkerProxy: @unchecked Sendable {
             return reply(COMMHOST_OK)
         case .send(let comm, let message):
             return reply(Self.withMessage(message) { api.send(host, Self.handle(comm), $0) })
+        case .pipelinedSend(let comm, let message):
+            // The worker has answered OK already: the session admits it past
+            // the high-water mark, and then the worker must stop saying OK.
+            let context = CallContext.current
+            context.sendAlreadyAnswered = true
+            context.errorText = nil
+            let status = Self.withMessage(message) { api.send(host, Self.handle(comm), $0) }
+            context.sendAlreadyAnswered = false
+            if context.admittedPastMark {
+                context.admittedPastMark = false
+                let session = api.comm_session(host, Self.handle(comm))
+                try? process.channel.send(.sessionBlocked(session: Self.token(session)), id: 0)
+            }
+            if status != COMMHOST_OK {
+                // ECLOSED: the comm closed on the host's side while the worker
+                // had not heard yet, as a send racing a close does in-process.
+                let logger = HostAPI.logger.withLock { $0 }
+                logger.log(status == COMMHOST_ECLOSED ? .debug : .warning,
+                           "a send the worker answered under a pipelined comm_msg was refused by the host; dropped",
+                           [("plugin", .string(remote.name)), ("status", .string(PluginCallError.name(of: status))),
+                            ("error", .string(context.errorText ?? ""))])
+            }
+            return reply(status)
         case .close(let comm, let message):
             return reply(Self.withMessage(message) { api.close(host, Self.handle(comm), $0) })
         case .open(let session, let handler, let target, let commID, let message, let instance, let wantsReference):
@@ -147,7 +182,10 @@ final class WorkerProxy: @unchecked Sendable {
         let callbacks = remote.libraryCallbacks
         if callbacks & WorkerDescriptor.hasSessionStart != 0 { plugin.session_start = proxySessionStart }
         if callbacks & WorkerDescriptor.hasSessionEnd != 0 { plugin.session_end = proxySessionEnd }
-        if callbacks & WorkerDescriptor.hasSessionWritable != 0 { plugin.session_writable = proxySessionWritable }
+        // Always: a session_writable request also tells the worker that sends
+        // in the session may go on (after a sessionBlocked); it skips the
+        // plugin's NULL callback itself.
+        plugin.session_writable = proxySessionWritable
         return ABIStruct.permanentCopy(of: &plugin, size: MemoryLayout<commhost_plugin>.size, alignment: MemoryLayout<commhost_plugin>.alignment)
     }
 
@@ -273,9 +311,17 @@ private let proxyMessage: @convention(c) (UnsafePointer<commhost_handler>?, Unsa
                                           UnsafePointer<commhost_message>?) -> commhost_status = {
     handler, instance, comm, message in
     let box = box(handler)
-    return box.proxy.call(.message(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
-                                   message: WorkerProxy.payload(message)),
-                          what: WorkerCallback(name: "comm_msg", comm: WorkerProxy.token(comm)))?.status ?? COMMHOST_EFAIL
+    let request = WorkerMessage.message(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
+                                        message: WorkerProxy.payload(message))
+    let what = WorkerCallback(name: "comm_msg", comm: WorkerProxy.token(comm))
+    // The session offers a pipelined call when it can go on without the
+    // outcome (it reports a failure when the reply comes).
+    let context = CallContext.current
+    if let call = context.pipelineOffer {
+        context.pipelineOffer = nil
+        return box.proxy.pipeline(request, what: what, call: call)
+    }
+    return box.proxy.call(request, what: what)?.status ?? COMMHOST_EFAIL
 }
 
 private let proxyClose: @convention(c) (UnsafePointer<commhost_handler>?, UnsafeMutableRawPointer?, OpaquePointer?,

@@ -1,14 +1,17 @@
 import CommPluginAPI
 import Dispatch
+import Foundation
 
 /// The worker's side of the protocol (`WorkerMessage`): one reader (the
 /// thread calling `serve`) takes every frame from the host; each request
 /// runs the plugin callback it names on a thread of its own from the global
 /// pool, so a callback that calls a host function and waits for its
-/// `hostReply` never stops the reader that will deliver it. The host
-/// serializes callbacks as it would in-process, so plugin calls take no lock
-/// here; the worker's own tables (host calls in flight, tasks, handle names)
-/// are locked.
+/// `hostReply` never stops the reader that will deliver it. Pipelined
+/// `message` requests run one at a time, in the order they came, on one
+/// serial queue. The host serializes callbacks as it would in-process (and
+/// sends no other request while a `message` is unanswered), so plugin calls
+/// take no lock here; the worker's own tables (host calls in flight, tasks,
+/// handle names) are locked.
 final class WorkerServer: @unchecked Sendable {
     // @unchecked: `hostTable` is written once, in init; everything else is
     // immutable or guards itself.
@@ -21,6 +24,11 @@ final class WorkerServer: @unchecked Sendable {
     let logger: Logger
     /// The forwarding table given to the plugin's init (made once, never freed).
     private(set) var hostTable: UnsafePointer<commhost_host>!
+    /// Pipelined `message` requests not yet run, in the order they came;
+    /// one thread (started on first use) runs them.
+    private let pipeline = ConditionLock()
+    private var pipelined: [(UInt64, WorkerMessage)] = []
+    private var pipelineStarted = false
 
     init(channel: WorkerChannel, library: WorkerLibrary, logger: Logger) {
         self.channel = channel
@@ -53,15 +61,54 @@ final class WorkerServer: @unchecked Sendable {
                 logger.error("worker stops: the host sent a frame only a worker sends", [("library", .string(library.name)),
                                                                                          ("frame", .string("\(message)"))])
                 return 1
+            case .sessionBlocked(let session):
+                handles.setSessionBlocked(session, true)
+            case .message:
+                enqueuePipelined(id, message)
             default:
                 DispatchQueue.global().async { self.serveRequest(id, message) }
             }
         }
     }
 
+    private func enqueuePipelined(_ id: UInt64, _ message: WorkerMessage) {
+        pipeline.withLock {
+            pipelined.append((id, message))
+            if pipelineStarted {
+                if pipelined.count == 1 { pipeline.broadcast() }
+                return
+            }
+            pipelineStarted = true
+            let thread = Thread { [self] in runPipelined() }
+            thread.name = "commhost-worker-pipeline"
+            thread.start()
+        }
+    }
+
+    /// The pipeline thread: runs what came, in order, holding the frames
+    /// they send (their sends and replies) and writing them together once
+    /// nothing more waits, so a burst of messages costs few system calls.
+    private func runPipelined() {
+        pipeline.lock()
+        while true {
+            while pipelined.isEmpty { pipeline.wait() }
+            let batch = pipelined
+            pipelined.removeAll(keepingCapacity: true)
+            pipeline.unlock()
+            channel.hold()
+            for (id, message) in batch { serveRequest(id, message, pipelined: true) }
+            pipeline.lock()
+            if pipelined.isEmpty {
+                pipeline.unlock()
+                try? channel.release()
+                pipeline.lock()
+            }
+        }
+    }
+
     /// Runs one request on this thread and sends its reply.
-    private func serveRequest(_ id: UInt64, _ message: WorkerMessage) {
-        let (outcome, errorText) = WorkerCallContext.serving(id) { perform(message) }
+    private func serveRequest(_ id: UInt64, _ message: WorkerMessage, pipelined: Bool = false) {
+        let (outcome, errorText) = WorkerCallContext.serving(id, pipelined: pipelined) { perform(message) }
         // A reply that cannot be sent means the host is gone; the reader sees that too.
         try? channel.send(.reply(status: outcome.status, error: errorText, value: outcome.value, bytes: outcome.bytes), id: id)
         if case .deinitialize = message {
@@ -156,6 +203,7 @@ final class WorkerServer: @unchecked Sendable {
             return Outcome(status: COMMHOST_OK)
 
         case .sessionWritable(let session):
+            handles.setSessionBlocked(session, false)
             library.sessionWritableFn?(state, Self.handle(session), handles.sessionData(session))
             return Outcome(status: COMMHOST_OK)
 
@@ -172,7 +220,7 @@ final class WorkerServer: @unchecked Sendable {
             library.deinitFn?(state)
             return Outcome(status: COMMHOST_OK)
 
-        case .hello, .refusal, .reply, .hostCall, .hostReply:
+        case .hello, .refusal, .reply, .hostCall, .hostReply, .sessionBlocked:
             // The reader never hands these to a request thread.
             return Outcome(status: COMMHOST_EINVAL)
         }
