@@ -1,3 +1,5 @@
+import CommHost
+
 /// A small strict command-line parser: `--name value`, `--name=value`,
 /// boolean `--flag`, and positionals. Anything not declared is a usage error.
 struct Arguments {
@@ -44,8 +46,9 @@ struct Arguments {
                 }
                 values[name] = value
             } else {
-                let known = (spec.options.union(spec.flags)).sorted().map { "--\($0)" }.joined(separator: ", ")
-                throw UsageError(message: "unknown option --\(name)" + (known.isEmpty ? "" : " (this command takes \(known))"))
+                let known = spec.options.union(spec.flags).sorted()
+                let hint = KeySuggestion.closest(to: name, among: known).map { "; did you mean --\($0)?" } ?? ""
+                throw UsageError(message: "unknown option --\(name)\(hint)")
             }
         }
         if positionals.count > spec.maxPositionals {

@@ -1,43 +1,100 @@
 import CommHost
 import Glibc
 
-let usage = """
-usage: commhost [serve] [--manifest FILE] [--dialect jupyter|shinywidgets] [--log-level LEVEL] [--watch]
-                        [--socket PATH [--socket-mode MODE]]
-       commhost stats --socket PATH [--json] [--timeout SECONDS]
-       commhost check [--json] [FILE]
-       commhost inspect [--json] LIBRARY
-       commhost --help
+/// `commhost --help`: every command in a line or two, and where to read more.
+let overview = """
+usage: commhost [COMMAND] [OPTIONS]
 
 commands:
-  serve     speak the comm protocol on stdin/stdout (the default command): one
-            JSON frame per line in, one per line out; logs go to stderr as JSON lines.
-            With --socket, listen on a Unix socket instead: each connection is one
-            session with its own comms, speaking the same frames
-  stats     ask the host listening on --socket for its counters (sessions, comms,
-            messages and handler time per target, errors, reloads); prints a table,
-            or the reply's JSON with --json (docs/STATS.md)
-  check     validate a manifest and load its libraries in a throwaway stage;
-            prints every problem, one per line; exit 0 clean, 1 problems, 2 usage
+  serve     speak the comm protocol on stdin/stdout, or on a Unix socket (the default command)
+  stats     print the counters of a host serving on --socket
+  check     validate a manifest and load its libraries in a throwaway stage
   inspect   load one plugin library and print its name, version, ABI and handlers
+  help      print the help of one command: commhost help serve
   worker    runs one library of an "isolation": "process" target; started by the host, not by people
 
 options:
-  --manifest FILE   the manifest (default: manifest/commhost.json under the current
-                    directory, else under the executable's directory)
-  --dialect NAME    jupyter (default) or shinywidgets
-  --log-level NAME  debug, info (default), warning or error
-  --watch           reload a plugin library when it is rebuilt, keeping its open comms
-                    (hand-off) or closing them; also on with the manifest's reload.watch.
-                    SIGHUP re-reads the manifest and applies the difference
-  --socket PATH     serve (or query, for stats) on this Unix socket; a stale socket file
-                    is replaced, a live one is refused; removed on shutdown
-  --socket-mode MODE  octal permissions of the socket file (default 0600); must keep
-                    owner read and write, e.g. 0660 to let the group connect
-  --timeout SECONDS how long stats waits for the reply (default 10)
-  --json            machine-readable output (check, inspect, stats)
+  --help, -h   this text (after a command: that command's help)
+  --version    commhost's version and the plugin ABI version it serves
 """
 
+/// Each command's own help: `commhost help COMMAND`, `commhost COMMAND --help`.
+let commandHelp: [String: String] = [
+    "serve": """
+    usage: commhost [serve] [--manifest FILE] [--dialect jupyter|shinywidgets] [--log-level LEVEL] [--watch]
+                            [--socket PATH [--socket-mode MODE]] [--trace FILE|-]
+
+    Speaks the comm protocol on stdin/stdout: one JSON frame per line in, one per
+    line out; logs go to stderr as JSON lines. With --socket, listens on a Unix
+    socket instead: each connection is one session with its own comms, speaking
+    the same frames. A refused start (a manifest problem, a socket that cannot be
+    bound) logs every problem, then one line saying why, and exits 1.
+
+    options:
+      --manifest FILE   the manifest (default: manifest/commhost.json under the current
+                        directory, else under the executable's directory); docs/MANIFEST.md
+      --dialect NAME    jupyter (default) or shinywidgets
+      --log-level NAME  debug, info (default), warning or error
+      --watch           reload a plugin library when it is rebuilt, keeping its open comms
+                        (hand-off) or closing them; also on with the manifest's reload.watch.
+                        SIGHUP re-reads the manifest and applies the difference
+      --socket PATH     serve on this Unix socket; a stale socket file is replaced, a live
+                        one is refused; removed on shutdown
+      --socket-mode MODE  octal permissions of the socket file (default 0600); must keep
+                        owner read and write, e.g. 0660 to let the group connect
+      --trace FILE      write every frame in and out to FILE (- for stderr), one JSON line
+                        each: time, session, direction, comm id, the frame's text
+    """,
+    "stats": """
+    usage: commhost stats --socket PATH [--json] [--timeout SECONDS]
+
+    Asks the host listening on --socket for its counters (sessions, comms, messages
+    and handler time per target, errors, reloads, workers) and prints a table, or
+    the reply's JSON with --json (docs/STATS.md). Exit 0, 1 when the host cannot be
+    reached or answers something unreadable, 2 on a usage error.
+
+    options:
+      --socket PATH      the socket a `commhost serve --socket` listens on
+      --json             the reply's content as JSON
+      --timeout SECONDS  how long to wait for the reply (default 10)
+    """,
+    "check": """
+    usage: commhost check [--json] [FILE]
+
+    Validates a manifest (default: the one serve would read) and loads its
+    libraries in a throwaway stage; prints every problem, one per line, with the
+    file, line and JSON path. Exit 0 clean, 1 problems, 2 on a usage error.
+
+    options:
+      --json   one JSON object: ok, the problems, the enabled targets
+    """,
+    "inspect": """
+    usage: commhost inspect [--json] LIBRARY
+
+    Loads one plugin library (staged, as serve loads it) and prints its name,
+    version, ABI version, flags and handlers, or why it cannot be loaded. Exit 0,
+    1 when it is refused, 2 on a usage error.
+
+    options:
+      --json   one JSON object
+    """,
+    "worker": """
+    usage: commhost worker --fd N --library PATH [--address-space BYTES] [--cpu-seconds N]
+                           [--open-files N] [--max-frame-bytes BYTES]
+
+    Serves one library for a host over the socket at --fd (3 or higher). The host
+    starts it for a target with "isolation": "process"; people do not.
+    """,
+    "help": """
+    usage: commhost help [COMMAND]
+
+    Prints the help of COMMAND (serve, stats, check, inspect, worker), or the
+    list of commands.
+    """,
+]
+
+/// The command being run, for usage errors.
+nonisolated(unsafe) var currentCommand = "serve"
 /// Prints `text` plus a newline to stdout or stderr.
 func emit(_ text: String, toError: Bool = false) {
     let line = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
@@ -45,8 +102,10 @@ func emit(_ text: String, toError: Bool = false) {
     line.withUnsafeBytes { try? FileSystem.writeAll(toError ? STDERR_FILENO : STDOUT_FILENO, $0) }
 }
 
+/// A usage error: one line naming the command and what was wrong, and where its help is.
 func usageFailure(_ message: String) -> Int32 {
-    emit("commhost: \(message)\n\(usage)", toError: true)
+    let help = currentCommand == "help" ? "commhost help lists the commands" : "commhost help \(currentCommand)"
+    emit("commhost \(currentCommand): \(message) (\(help))", toError: true)
     return 2
 }
 
@@ -73,9 +132,13 @@ func executableDirectory() -> String {
 
 func runServe(_ arguments: [String]) -> Int32 {
     do {
-        let args = try Arguments(arguments, spec: .init(options: ["manifest", "dialect", "log-level", "socket", "socket-mode"], flags: ["watch"]))
+        let args = try Arguments(arguments, spec: .init(options: ["manifest", "dialect", "log-level", "socket", "socket-mode", "trace"], flags: ["watch"]))
         var options = ServeOptions(manifestPath: args.value("manifest"), executableDirectory: executableDirectory())
         options.watch = args.flag("watch")
+        if let path = args.value("trace") {
+            guard !path.isEmpty else { return usageFailure("--trace needs a file, or - for stderr") }
+            options.tracePath = path
+        }
         if let name = args.value("dialect") {
             guard let dialect = Dialect(rawValue: name) else { return usageFailure("--dialect must be jupyter or shinywidgets, not \"\(name)\"") }
             options.dialect = dialect
@@ -151,10 +214,31 @@ func runWorker(_ arguments: [String]) -> Int32 {
 var arguments = Array(CommandLine.arguments.dropFirst())
 let command = arguments.first.flatMap { $0.hasPrefix("-") ? nil : $0 } ?? "serve"
 if arguments.first == command { arguments.removeFirst() }
+currentCommand = command
+let wantsHelp = arguments.contains("--help") || arguments.contains("-h")
 let code: Int32
 switch command {
-case _ where arguments.contains("--help") || arguments.contains("-h") || command == "help":
-    emit(usage)
+case _ where arguments.first == "--version" || command == "version":
+    emit(Host.versionLine)
+    code = 0
+case "help":
+    if let topic = arguments.first {
+        if let text = commandHelp[topic] {
+            emit(text)
+            code = 0
+        } else {
+            code = usageFailure("no command \"\(topic)\"" + (KeySuggestion.closest(to: topic, among: commandHelp.keys.sorted()).map { "; did you mean \($0)?" } ?? ""))
+        }
+    } else {
+        emit(overview)
+        code = 0
+    }
+case _ where wantsHelp && CommandLine.arguments.dropFirst().first?.hasPrefix("-") == true:
+    // `commhost --help`: no command named, so the overview.
+    emit(overview)
+    code = 0
+case _ where wantsHelp && commandHelp[command] != nil:
+    emit(commandHelp[command]!)
     code = 0
 case "serve":
     code = runServe(arguments)
@@ -167,6 +251,7 @@ case "stats":
 case "worker":
     code = runWorker(arguments)
 default:
-    code = usageFailure("unknown command \"\(command)\"")
+    currentCommand = "help"
+    code = usageFailure("unknown command \"\(command)\"" + (KeySuggestion.closest(to: command, among: commandHelp.keys.sorted()).map { "; did you mean \($0)?" } ?? ""))
 }
 exit(code)

@@ -68,10 +68,89 @@ final class CLITests: XCTestCase {
     }
 
     func testHelpListsEveryCommandAndExitsZero() throws {
-        let result = try commhost(["--help"])
-        XCTAssertEqual(result.status, 0)
-        for word in ["serve", "check", "inspect", "--manifest", "--dialect", "--log-level", "--watch"] {
-            XCTAssertTrue(result.output.contains(word), "help mentions \(word)")
+        for arguments in [["--help"], ["help"], ["-h"]] {
+            let result = try commhost(arguments)
+            XCTAssertEqual(result.status, 0, "\(arguments)")
+            for word in ["serve", "stats", "check", "inspect", "help", "--version"] {
+                XCTAssertTrue(result.output.contains(word), "\(arguments): help mentions \(word)")
+            }
         }
+    }
+
+    func testEachCommandHasItsOwnHelpByHelpOrByTheFlag() throws {
+        let options = ["serve": ["--manifest", "--dialect", "--log-level", "--watch", "--socket", "--socket-mode", "--trace"],
+                       "stats": ["--socket", "--json", "--timeout"], "check": ["--json", "FILE"], "inspect": ["--json", "LIBRARY"],
+                       "worker": ["--fd", "--library"]]
+        for (command, words) in options {
+            let byHelp = try commhost(["help", command]), byFlag = try commhost([command, "--help"])
+            XCTAssertEqual(byHelp.status, 0, command)
+            XCTAssertEqual(byHelp.output, byFlag.output, "\(command): help and --help print the same")
+            XCTAssertTrue(byHelp.output.hasPrefix("usage: commhost \(command == "serve" ? "[serve]" : command)"), byHelp.output)
+            for word in words { XCTAssertTrue(byHelp.output.contains(word), "\(command) help mentions \(word)") }
+            for other in options.keys where other != command && other != "serve" {
+                XCTAssertFalse(byHelp.output.contains("usage: commhost \(other)"), "\(command) help is its own")
+            }
+        }
+    }
+
+    func testAnUnknownOptionIsOneLineWithADidYouMean() throws {
+        let result = try commhost(["serve", "--manfest", "x.json"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertEqual(result.output, "commhost serve: unknown option --manfest; did you mean --manifest? (commhost help serve)\n")
+        let far = try commhost(["check", "--bogus"])
+        XCTAssertEqual(far.output, "commhost check: unknown option --bogus (commhost help check)\n")
+        let command = try commhost(["chek"])
+        XCTAssertEqual(command.status, 2)
+        XCTAssertEqual(command.output, "commhost help: unknown command \"chek\"; did you mean check? (commhost help lists the commands)\n")
+        let topic = try commhost(["help", "inspekt"])
+        XCTAssertEqual(topic.status, 2)
+        XCTAssertEqual(topic.output, "commhost help: no command \"inspekt\"; did you mean inspect? (commhost help lists the commands)\n")
+    }
+
+    func testVersionNamesCommhostAndThePluginABI() throws {
+        for arguments in [["--version"], ["version"]] {
+            let result = try commhost(arguments)
+            XCTAssertEqual(result.status, 0)
+            XCTAssertEqual(result.output, "commhost 0.4.0 (plugin ABI 1.0)\n", "\(arguments)")
+        }
+    }
+
+    func testTraceWritesEveryFrameInAndOutWithItsSessionCommAndLine() throws {
+        let dir = try TestSupport.temporaryDirectory(self)
+        for dialect in ["jupyter", "shinywidgets"] {
+            let trace = dir + "/trace-\(dialect).jsonl"
+            let input = dialect == "jupyter"
+                ? #"{"msg_type":"comm_open","header":{"msg_id":"m1"},"content":{"comm_id":"c1","target_name":"commhost.echo","data":{}}}"# + "\n"
+                    + #"{"msg_type":"comm_msg","header":{"msg_id":"m2"},"content":{"comm_id":"c1","data":{"q":"a\"b"}}}"# + "\nnot json\n"
+                : #"{"content":{"comm_id":"w1","data":{"method":"update"}},"metadata":{},"buffers":[],"header":{"msg_id":"x"}}"# + "\n"
+            let result = try TestSupport.run(TestSupport.commhostBinary, ["serve", "--manifest", TestSupport.repoRoot + "/manifest/commhost.json",
+                                                                          "--dialect", dialect, "--trace", trace, "--log-level", "error"], input: input)
+            XCTAssertEqual(result.status, 0, result.output)
+            let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map {
+                try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+            let brief = lines.map { "\($0["dir"] as? String ?? "?") \($0["comm_id"] as? String ?? "-") \($0["line"] as? Int ?? 0)" }
+            if dialect == "jupyter" {
+                XCTAssertEqual(brief, ["in c1 1", "in c1 2", "out c1 0", "in - 3", "out - 0"])
+                XCTAssertEqual(lines[1]["frame"] as? String, #"{"msg_type":"comm_msg","header":{"msg_id":"m2"},"content":{"comm_id":"c1","data":{"q":"a\"b"}}}"#,
+                               "the frame's own text")
+                XCTAssertEqual(lines[3]["frame"] as? String, "not json")
+            } else {
+                // The comm_close for the unknown comm names it inside the escaped message text.
+                XCTAssertEqual(brief, ["in w1 1", "out w1 0"])
+            }
+            for line in lines {
+                XCTAssertEqual(line["session"] as? Int, 1)
+                XCTAssertNotNil(line["ts"] as? Double)
+            }
+        }
+    }
+
+    func testAServeThatCannotStartEndsWithOneLineSayingWhy() throws {
+        let dir = try TestSupport.temporaryDirectory(self)
+        let result = try commhost(["serve", "--manifest", TestSupport.repoRoot + "/manifest/commhost.json", "--trace", dir + "/no/such/dir/trace"])
+        XCTAssertEqual(result.status, 1)
+        let last = try XCTUnwrap(result.output.split(separator: "\n").last)
+        XCTAssertTrue(last.contains("refusing to serve: cannot open the --trace file"), result.output)
     }
 }

@@ -13,6 +13,8 @@ public final class CommManager: Sendable {
     public let dialect: Dialect
     /// Where the host logs.
     public let logger: Logger
+    /// Where every session records the frames it reads and issues (`serve --trace`), if anywhere.
+    public let trace: FrameTrace?
 
     /// `Locked`, not `Mutex`: connection threads contend for it (see `Locked`).
     private let sessions = Locked<[Int: Session]>([:])
@@ -23,11 +25,13 @@ public final class CommManager: Sendable {
     let stats = Stats()
 
     /// A manager over `targets`.
-    public init(targets: TargetTable, limits: SessionLimits = SessionLimits(), dialect: Dialect = .jupyter, logger: Logger = .discard) {
+    public init(targets: TargetTable, limits: SessionLimits = SessionLimits(), dialect: Dialect = .jupyter, logger: Logger = .discard,
+                trace: FrameTrace? = nil) {
         self.targets = targets
         self.limits = limits
         self.dialect = dialect
         self.logger = logger
+        self.trace = trace
     }
 
     /// A new session with an empty comm table, started for every library

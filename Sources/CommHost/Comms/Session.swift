@@ -25,6 +25,7 @@ public final class Session: @unchecked Sendable {
     private let limits: SessionLimits
     private let parser: FrameParser
     private let logger: Logger
+    private let trace: FrameTrace?
 
     /// Sessions alive in the process (for tests that check ended ones are freed).
     static let live = Atomic<Int>(0)
@@ -109,6 +110,7 @@ public final class Session: @unchecked Sendable {
         self.manager = manager
         limits = manager.limits
         logger = manager.logger
+        trace = manager.trace
         parser = FrameParser(dialect: manager.dialect, limits: manager.limits.wire)
         encoder = FrameEncoder(dialect: manager.dialect)
         port = SessionPort(idText: String(id))
@@ -159,6 +161,7 @@ public final class Session: @unchecked Sendable {
     }
 
     private func handle(_ frame: UnsafeRawBufferPointer, line: Int) {
+        trace?.record(session: id, inbound: true, line: line, frame: frame)
         let parsed: InboundFrame
         do {
             parsed = try parser.parse(frame)
@@ -375,8 +378,9 @@ public final class Session: @unchecked Sendable {
             comm.owesClose = true
             if retain { _ = CommHandle.table.retain(comm.token) }
             comm.stats.opened.add(1, ordering: .relaxed)
+            let start = pending.count
             encoder.commOpen(into: &pending, commID: id, targetName: targetName, data: data, metadata: metadata, buffers: buffers, parent: parent)
-            afterAppend(origin: library)
+            afterAppend(from: start, origin: library)
             opened = comm
             return COMMHOST_OK
         }
@@ -735,8 +739,9 @@ public final class Session: @unchecked Sendable {
         output.lock()
         defer { output.unlock() }
         guard !ended else { return }
+        let start = pending.count
         body(&encoder, &pending)
-        afterAppend()
+        afterAppend(from: start)
     }
 
     /// Appends one frame for `comm` unless it (or the session) is closed;
@@ -758,8 +763,9 @@ public final class Session: @unchecked Sendable {
             context.admittedPastMark = true
         }
         if closing { comm.closed = true }
+        let start = pending.count
         body(&encoder, &pending)
-        afterAppend(origin: library)
+        afterAppend(from: start, origin: library)
         return COMMHOST_OK
     }
 
@@ -848,13 +854,16 @@ public final class Session: @unchecked Sendable {
         output.unlock()
     }
 
-    /// Called holding `output` after each append: wakes the writer (unless a
-    /// batch holds wake-ups), and ends the session when more than the bound
+    /// Called holding `output` after each append (of what `pending` holds
+    /// from `start` on): traces it (`serve --trace`, in the order issued),
+    /// wakes the writer (unless a batch holds wake-ups), and ends the
+    /// session when more than the bound
     /// is queued. Plugin sends stop at the high-water mark and the bound
     /// admits any frame on top of it (ManifestLimits), so past the bound the
     /// client is not reading what the host answers it; the reason names a
     /// library only when its own frame (a comm_close or comm_open) crossed.
-    private func afterAppend(origin library: PluginLibrary? = nil) {
+    private func afterAppend(from start: Int, origin library: PluginLibrary? = nil) {
+        if let trace { pending.withUnsafeBytes { trace.recordIssued(session: id, frames: UnsafeRawBufferPointer(rebasing: $0[start...])) } }
         if queuedBytes > limits.maxOutboundBytes {
             ended = true
             let side = library.map { "library \($0.name) queued a frame past the bound" } ?? "client is not reading"

@@ -1,8 +1,18 @@
+import CommPluginAPI
 import Glibc
 import Synchronization
 
 /// The composition root: manifest -> plugins -> comm manager -> transport.
 public enum Host {
+    /// commhost's own version.
+    public static let version = "0.4.0"
+
+    /// `commhost --version`: commhost's version and the plugin ABI it serves
+    /// (a plugin built for the same major and this minor or lower loads).
+    public static var versionLine: String {
+        "commhost \(version) (plugin ABI \(COMMHOST_ABI_MAJOR).\(COMMHOST_ABI_MINOR))"
+    }
+
     /// The manifest `serve` and `check` use when none is given:
     /// `manifest/commhost.json` under the current directory if it exists,
     /// else the one under the executable's directory.
@@ -45,21 +55,32 @@ public enum Host {
             logger.error("refusing to serve: the manifest has \(failure.problems.count) problem(s)", [("manifest", .string(path))])
             return nil
         }
+        var trace: FrameTrace?
+        if let tracePath = options.tracePath {
+            do {
+                trace = try FrameTrace(path: tracePath)
+            } catch {
+                logger.error("refusing to serve: cannot open the --trace file: \(error)", [("trace", .string(tracePath))])
+                return nil
+            }
+        }
         let staging: StagingArea
         let plugins: PluginSet
         do {
             staging = try StagingArea()
         } catch {
-            logger.error("cannot stage libraries: \(error)")
+            logger.error("refusing to serve: cannot stage libraries: \(error)")
             return nil
         }
         do {
             plugins = try PluginSet.load(manifest, staging: staging, workerExecutable: options.executableDirectory + "/commhost")
         } catch {
             for problem in error.problems { logger.error("plugin problem: \(problem)") }
+            logger.error("refusing to serve: \(error.problems.count) librar\(error.problems.count == 1 ? "y was" : "ies were") refused", [("manifest", .string(path))])
             staging.removeAll()
             return nil
         }
+
         for library in plugins.libraries.values {
             logger.info("loaded library", [("library", .string(library.path)), ("name", .string(library.name)),
                                            ("version", .string(library.version)), ("sha256", .string(library.sha256))])
@@ -68,7 +89,7 @@ public enum Host {
         let limits = SessionLimits(maxFrameBytes: manifest.limits.maxFrameBytes, maxDepth: manifest.limits.maxDepth,
                                    maxCommsPerSession: manifest.limits.maxCommsPerSession, maxOutboundBytes: manifest.limits.maxOutboundBytes,
                                    outboundHighWaterBytes: manifest.limits.outboundHighWaterBytes, maxSessions: manifest.limits.maxSessions)
-        let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger)
+        let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger, trace: trace)
         let reloader = Reloader(manifest: manifest, plugins: plugins, manager: manager, staging: staging, logger: logger,
                                 executableDirectory: options.executableDirectory, watch: options.watch)
         return Serving(logger: logger, manifest: manifest, plugins: plugins, staging: staging, manager: manager, reloader: reloader)

@@ -12,6 +12,8 @@ public struct ServeOptions: Sendable {
     /// On shutdown with `--socket`: seconds clients get to take the frames
     /// already sent to them before they are disconnected.
     public var shutdownGraceSeconds = 2.0
+    /// `--trace`: the file every frame in and out is written to (`-`: stderr), or nil.
+    public var tracePath: String?
     /// The folder holding the running executable (searched for the default
     /// manifest and, last, for libraries).
     public var executableDirectory: String

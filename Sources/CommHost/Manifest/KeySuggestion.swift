@@ -1,9 +1,9 @@
-/// "Did you mean" for misspelt manifest keys.
-enum KeySuggestion {
+/// "Did you mean" for misspelt names: manifest keys, command-line options and commands.
+public enum KeySuggestion {
     /// The known key closest to `key`, when it is close enough to be a
     /// likely misspelling: equal ignoring case, `-` and `_`, or within a
     /// small edit distance (transpositions count as one edit).
-    static func closest(to key: String, among known: [String]) -> String? {
+    public static func closest(to key: String, among known: [String]) -> String? {
         let folded = fold(key)
         if let same = known.first(where: { fold($0) == folded }) { return same }
         var best: (key: String, distance: Int)?
