@@ -32,6 +32,25 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(result.output, TestSupport.repoRoot + "/Package.swift: not an ELF file (no ELF magic); expected a shared library (.so)\n")
     }
 
+    func testInspectRefusesWhatCheckAndServeWouldRefuseBeforeLoading() throws {
+        let dir = try TestSupport.temporaryDirectory(self) + "/shared"
+        XCTAssertEqual(mkdir(dir, 0o755), 0)
+        XCTAssertEqual(chmod(dir, 0o777), 0)
+        let library = dir + "/libEchoPlugin.so"
+        try FileManager.default.copyItem(atPath: TestSupport.plugin("Echo"), toPath: library)
+        let inspect = try commhost(["inspect", library])
+        XCTAssertEqual(inspect.status, 1)
+        XCTAssertTrue(inspect.output.contains("directory \(dir) is writable by group and others (mode 0777); fix with: chmod go-w \(dir)"), inspect.output)
+        let manifest = dir + "/../m.json"
+        try #"{"version": 1, "plugin_paths": ["\#(dir)"], "targets": [{"target_name": "t", "library": "\#(library)", "handler": "echo"}]}"#.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let check = try commhost(["check", manifest])
+        XCTAssertEqual(check.status, 1, "check refuses the same library: \(check.output)")
+        XCTAssertTrue(check.output.contains("is writable by group and others (mode 0777)"), check.output)
+        XCTAssertEqual(chmod(dir, 0o755), 0)
+        XCTAssertEqual(try commhost(["inspect", library]).status, 0, "and both load it once the directory is safe")
+        XCTAssertEqual(try commhost(["check", manifest]).status, 0)
+    }
+
     func testCheckOfTheDefaultManifestExitsZero() throws {
         let result = try commhost(["check", TestSupport.repoRoot + "/manifest/commhost.json"])
         XCTAssertEqual(result.status, 0, result.output)

@@ -3,8 +3,21 @@
 public enum Inspect {
     /// Loads `path` and returns what to print and the exit code: 0 and the
     /// library's name, version, ABI version and handlers for a valid plugin;
-    /// 1 and the loader's one-line reason otherwise.
+    /// 1 and the loader's one-line reason otherwise. A library serve and
+    /// check would refuse before loading it (the path safety rule,
+    /// docs/MANIFEST.md) is refused here too, with the same reasons, so
+    /// inspect and check agree on what would be loaded.
     public static func run(path: String, json: Bool) -> (output: String, exitCode: Int32) {
+        if case .success(let real) = FileSystem.realPath(path) {
+            let unsafe = PathSafety.problems(forFile: real)
+            if !unsafe.isEmpty {
+                let reasons = unsafe.map { "refusing \(real): \($0)" }
+                let text = json
+                    ? "{\"ok\":false,\"path\":\(JSONText.string(path)),\"error\":\(JSONText.string(reasons.joined(separator: "; ")))}"
+                    : reasons.map { "\(path): \($0)" }.joined(separator: "\n")
+                return (text, 1)
+            }
+        }
         let staging: StagingArea
         do {
             staging = try StagingArea()
