@@ -69,6 +69,7 @@ final class ManifestReloadTests: XCTestCase {
         let close = try host.nextFrame()
         XCTAssertEqual(close["msg_type"] as? String, "comm_close")
         XCTAssertEqual(content(close)["comm_id"] as? String, "g")
+        XCTAssertEqual((content(close)["data"] as? [String: Any])?["reason"] as? String, "target removed", "the close says why")
         // The unchanged target's comm answers, byte for byte.
         XCTAssertEqual((content(try message(host, "e", ["still": "here"]))["data"] as? [String: Any])?["still"] as? String, "here")
         // The changed target kept its state through the hand-off.
@@ -80,6 +81,7 @@ final class ManifestReloadTests: XCTestCase {
         let refused = try host.nextFrame()
         XCTAssertEqual(refused["msg_type"] as? String, "comm_close")
         XCTAssertEqual(content(refused)["comm_id"] as? String, "x")
+        XCTAssertEqual((content(refused)["data"] as? [String: Any])?["reason"] as? String, #"no target "going" is served here"#)
     }
 
     func testSighupWithInvalidEditChangesNothing() throws {

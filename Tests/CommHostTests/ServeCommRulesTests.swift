@@ -32,7 +32,7 @@ final class ServeCommRulesTests: XCTestCase {
         host.send(Frame.open("x1", target: "no.such.target", msgID: "m1"))
         let close = try host.nextFrame()
         assertFrame(close, "comm_close", comm: "x1")
-        assertJSON(close.data, "{}")
+        assertJSON(close.data, #"{"reason":"no target \"no.such.target\" is served here"}"#)
         XCTAssertEqual(close.parentMsgID, "m1")
         XCTAssertEqual(try host.openCommIDs(), [])
         host.finish()
@@ -81,7 +81,7 @@ final class ServeCommRulesTests: XCTestCase {
         host.send(Frame.open("f1", target: "probe.target", data: #"{"fail_open":true}"#, msgID: "m1"))
         let close = try host.nextFrame()
         assertFrame(close, "comm_close", comm: "f1")
-        assertJSON(close.data, "{}")
+        assertJSON(close.data, #"{"reason":"open failed: COMMHOST_EINVAL (-2): open refused"}"#)
         XCTAssertEqual(close.parentMsgID, "m1")
         let error = try host.nextFrame()
         assertFrame(error, "error")
@@ -116,10 +116,13 @@ final class ServeCommRulesTests: XCTestCase {
         host.send(json: ["msg_type": "comm_msg", "header": ["msg_id": "m1"], "content": ["comm_id": "nope", "data": ["x": 1]]])
         let close = try host.nextFrame()
         assertFrame(close, "comm_close", comm: "nope")
-        assertJSON(close.data, "{}")
+        assertJSON(close.data, #"{"reason":"no open comm \"nope\" in this session"}"#)
         XCTAssertEqual(close.parentMsgID, "m1")
         try host.sync()
         host.finish()
+        XCTAssertTrue(host.stderrLines.contains { $0["level"] as? String == "info" && $0["comm_id"] as? String == "nope"
+                                                  && ($0["msg"] as? String ?? "").contains("unknown or closed comm") },
+                      "logged at info with the id: \(host.stderrText)")
     }
 
     func testMessageForAClosedCommIsAnsweredWithCommCloseAndNotDelivered() throws {
@@ -129,7 +132,7 @@ final class ServeCommRulesTests: XCTestCase {
         host.send(Frame.msg("p1", data: #"{"do":"echo"}"#, msgID: "m3"))
         let close = try host.nextFrame()
         assertFrame(close, "comm_close", comm: "p1")
-        assertJSON(close.data, "{}")
+        assertJSON(close.data, #"{"reason":"no open comm \"p1\" in this session"}"#)
         XCTAssertEqual(close.parentMsgID, "m3")
         try host.sync()
         XCTAssertEqual(probe.events(startingWith: "msg "), [], "the handler never saw the message")

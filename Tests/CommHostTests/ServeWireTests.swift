@@ -174,7 +174,7 @@ final class ServeWireTests: XCTestCase {
         let host = try probe.serve(self, ["--dialect", "shinywidgets"])
         host.send(shinySend("nope", data: "{}"))
         let close = try shinyMessage(try host.nextFrame(), type: "shinywidgets_comm_close")
-        assertJSON(close["content"], #"{"data":{},"comm_id":"nope"}"#)
+        assertJSON(close["content"], #"{"data":{"reason":"no open comm \"nope\" in this session"},"comm_id":"nope"}"#)
         host.finish()
     }
 

@@ -187,9 +187,9 @@ public final class Session: @unchecked Sendable {
             let commID = parsed.commID, buffers = parsed.buffers
             guard let comm = comms.withLock({ $0[commID] }) else {
                 awaitPipelinedCalls()
-                logger.warning("comm_msg for an unknown or closed comm; replying comm_close",
-                               [("session", .int(id)), ("line", .int(line)), ("comm_id", .string(commID))])
-                emitClose(id: commID)
+                logger.info("comm_msg for an unknown or closed comm; replying comm_close",
+                            [("session", .int(id)), ("line", .int(line)), ("comm_id", .string(commID))])
+                emitClose(id: commID, reason: "no open comm \(JSONText.string(commID)) in this session")
                 return
             }
             comm.stats.messagesIn.add(1, ordering: .relaxed)
@@ -248,12 +248,12 @@ public final class Session: @unchecked Sendable {
                 logger.warning("comm_open for a target that is not served now; replying comm_close with the reason",
                                [("session", .int(id)), ("comm_id", .string(frame.commID)), ("target_name", .string(target)),
                                 ("reason", .string(reason))])
-                emitClose(id: frame.commID, data: Array("{\"reason\":\(JSONText.string(reason))}".utf8))
+                emitClose(id: frame.commID, reason: reason)
                 return
             }
             logger.warning("comm_open for an unknown target; replying comm_close",
                            [("session", .int(id)), ("comm_id", .string(frame.commID)), ("target_name", .string(target))])
-            emitClose(id: frame.commID)
+            emitClose(id: frame.commID, reason: "no target \(JSONText.string(target)) is served here")
             return
         }
         let comm = Comm(id: frame.commID, targetName: target, session: self, handler: handler)
@@ -272,7 +272,7 @@ public final class Session: @unchecked Sendable {
         case .full:
             emitError(WireError(ename: "TooManyComms", evalue: "comm_open: this session already has \(limits.maxCommsPerSession) comms open (limits.max_comms_per_session); comm \"\(frame.commID)\" was not opened"),
                       line: line, parent: currentParent)
-            emitClose(id: frame.commID)
+            emitClose(id: frame.commID, reason: "too many comms open in this session (limits.max_comms_per_session)")
             return
         case .inserted:
             break
@@ -294,7 +294,7 @@ public final class Session: @unchecked Sendable {
                 defer { comm.closed = true }
                 return comm.closed
             }
-            if !alreadyClosed { emitClose(id: comm.id) }
+            if !alreadyClosed { emitClose(id: comm.id, reason: "open failed: \(error)") }
             finishTasks { $0.comm === comm }
             comm.releaseHandle()
             reportHandlerError(error, comm: comm, during: "comm_open", line: line)
@@ -875,7 +875,12 @@ public final class Session: @unchecked Sendable {
         if wakeupsHeld == 0 || ended { output.broadcast() }
     }
 
-    private func emitClose(id commID: String, data: [UInt8] = []) {
+    /// A comm_close the host sends on its own, with `{"reason": reason}` as its data.
+    private func emitClose(id commID: String, reason: String) {
+        emitClose(id: commID, data: Array("{\"reason\":\(JSONText.string(reason))}".utf8))
+    }
+
+    private func emitClose(id commID: String, data: [UInt8]) {
         data.withUnsafeBytes { data in
             emit { encoder, out in
                 encoder.commClose(into: &out, commID: commID, data: data,

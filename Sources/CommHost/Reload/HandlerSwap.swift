@@ -41,6 +41,8 @@ struct HandlerSwap {
 
     /// The `comm_close` data a comm closed by a reload without hand-off gets.
     static let reloadedData = Array(#"{"reason":"reloaded"}"#.utf8)
+    /// The close data of a comm whose target a manifest reload removed.
+    static let removedData = Array(#"{"reason":"target removed"}"#.utf8)
 
     /// Holds every session of `manager`, decides for each open comm, hands
     /// off state, then replaces the target table with `table`, applies the
@@ -116,7 +118,7 @@ struct HandlerSwap {
             move.comm.instance = move.instance
         }
         for (session, comm, cause, data) in closes {
-            session.closeHeld(comm, cause: cause, data: data ?? (cause == .reload ? reloadedData : []))
+            session.closeHeld(comm, cause: cause, data: data ?? (cause == .reload ? reloadedData : removedData))
         }
         for session in held {
             let serving = session.libraries
