@@ -69,14 +69,19 @@ let commandHelp: [String: String] = [
       --json   one JSON object: ok, the problems, the enabled targets
     """,
     "inspect": """
-    usage: commhost inspect [--json] LIBRARY
+    usage: commhost inspect [--json] [--check] LIBRARY
 
     Loads one plugin library (staged, as serve loads it) and prints its name,
     version, ABI version, flags and handlers, or why it cannot be loaded. Exit 0,
-    1 when it is refused, 2 on a usage error.
+    1 when it is refused (or, with --check, when a step failed or a rule was
+    broken), 2 on a usage error.
 
     options:
-      --json   one JSON object
+      --json    one JSON object
+      --check   also run each handler once in a throwaway session without a front
+                end (session_start, comm_open with {}, a comm_msg with {}, comm_close,
+                session_end) and report what each step answered, what the plugin
+                sent, and every rule the host saw it break
     """,
     "worker": """
     usage: commhost worker --fd N --library PATH [--address-space BYTES] [--cpu-seconds N]
@@ -111,9 +116,10 @@ func usageFailure(_ message: String) -> Int32 {
 
 func runInspect(_ arguments: [String]) -> Int32 {
     do {
-        let args = try Arguments(arguments, spec: .init(flags: ["json"], maxPositionals: 1))
+        let args = try Arguments(arguments, spec: .init(flags: ["json", "check"], maxPositionals: 1))
         guard let path = args.positionals.first else { return usageFailure("inspect needs a LIBRARY path") }
-        let (output, code) = Inspect.run(path: path, json: args.flag("json"))
+        var (output, code) = Inspect.run(path: path, json: args.flag("json"))
+        if code == 0 && args.flag("check") { (output, code) = InspectCheck.run(path: path, json: args.flag("json")) }
         emit(output, toError: code != 0 && !args.flag("json"))
         return code
     } catch {

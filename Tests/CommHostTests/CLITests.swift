@@ -51,6 +51,40 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try commhost(["check", manifest]).status, 0)
     }
 
+    func testInspectCheckRunsEachHandlerOnceAndNamesTheRulesItBreaks() throws {
+        let dir = try TestSupport.temporaryDirectory(self)
+        let library = try TestSupport.compileC(source: TestSupport.fixture("rulebreaker_plugin.c"), output: dir + "/librulebreaker.so")
+        let result = try commhost(["inspect", "--check", library])
+        XCTAssertEqual(result.status, 1, result.output)
+        let bad = try XCTUnwrap(result.output.components(separatedBy: "handler bad:").last)
+        let good = try XCTUnwrap(result.output.components(separatedBy: "handler bad:").first?.components(separatedBy: "handler good:").last)
+        XCTAssertTrue(good.contains("open: ok") && good.contains("comm_msg: ok") && good.contains("sent: 1 comm_msg"), good)
+        XCTAssertFalse(good.contains("rule broken"), good)
+        XCTAssertTrue(bad.contains("comm_msg: failed: comm_msg for comm \"inspect-bad\""), bad)
+        XCTAssertTrue(bad.contains("rule broken: comm_msg returned a failure status without error text"), bad)
+        XCTAssertTrue(bad.contains("rule broken: plugin called a host function with a bad handle; refused (plugin: rulebreaker"), bad)
+        XCTAssertTrue(bad.contains("call: release_comm with a comm handle it does not hold") && bad.contains(") (2 times)"), bad)
+
+        let json = try commhost(["inspect", "--check", "--json", library])
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        XCTAssertEqual(object["ok"] as? Bool, false)
+        let handlers = try XCTUnwrap(object["handlers"] as? [[String: Any]])
+        XCTAssertEqual(handlers.map { $0["handler"] as? String }, ["good", "bad"])
+        XCTAssertEqual((handlers[0]["breaches"] as? [String])?.count, 0)
+        XCTAssertEqual((handlers[1]["breaches"] as? [String])?.count, 2)
+
+        for plugin in ["Echo", "Counter"] {
+            let clean = try commhost(["inspect", "--check", TestSupport.plugin(plugin)])
+            XCTAssertEqual(clean.status, 0, clean.output)
+            XCTAssertTrue(clean.output.contains("ok: no rule was broken"), clean.output)
+        }
+        // A plugin that refuses client opens by design: reported, not a broken rule.
+        let widgets = try commhost(["inspect", "--check", TestSupport.plugin("Widgets")])
+        XCTAssertEqual(widgets.status, 0, widgets.output)
+        XCTAssertTrue(widgets.output.contains("session_start: ok, 13 frame(s) sent before any input"), widgets.output)
+        XCTAssertTrue(widgets.output.contains("open: failed:") && widgets.output.contains("comm_msg: not run (open failed)"), widgets.output)
+    }
+
     func testCheckOfTheDefaultManifestExitsZero() throws {
         let result = try commhost(["check", TestSupport.repoRoot + "/manifest/commhost.json"])
         XCTAssertEqual(result.status, 0, result.output)

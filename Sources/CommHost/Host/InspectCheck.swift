@@ -1,0 +1,188 @@
+import Glibc
+
+/// `commhost inspect --check LIBRARY`: loads the library as `inspect` does,
+/// then runs each handler once through a throwaway session without a front
+/// end (session_start, `comm_open` with `{}`, a `comm_msg` with `{}`,
+/// `comm_close`, session_end) and reports what each step answered, what the
+/// plugin sent, and every rule the host saw it break: each warning or error
+/// the host logged meanwhile (bad handles, a callback past
+/// `handler_timeout_ms`, …) other than the failing step itself, and a
+/// failing callback that gave no error text. A failing step is reported,
+/// not a broken rule: a plugin may refuse what it does not serve.
+public enum InspectCheck {
+    /// What one handler did.
+    struct HandlerRun {
+        var name: String
+        /// One line per step: "open: ok", "comm_msg: failed: …".
+        var steps: [String] = []
+        /// Frames the plugin sent toward the client, by `msg_type`, while the comm was open.
+        var sent: [String: Int] = [:]
+        /// Rules the host saw broken, one line each.
+        var breaches: [String] = []
+    }
+
+    /// Returns what to print and the exit code: 0 when no rule was broken,
+    /// 1 otherwise (or when the library is refused).
+    public static func run(path: String, json: Bool) -> (output: String, exitCode: Int32) {
+        let staging: StagingArea
+        do {
+            staging = try StagingArea()
+        } catch {
+            return (json ? "{\"ok\":false,\"error\":\(JSONText.string("\(error)"))}" : "\(error)", 1)
+        }
+        defer { staging.removeAll() }
+        // Everything the host and the plugin log goes to the capture.
+        let capture = LogCapture(directory: staging.directory)
+        HostAPI.logger.withLock { $0 = capture.logger }
+        let library: PluginLibrary
+        do {
+            library = try PluginLibrary.load(path: path, staging: staging, logger: capture.logger)
+        } catch {
+            return (json ? "{\"ok\":false,\"path\":\(JSONText.string(path)),\"error\":\(JSONText.string(error.description))}" : error.description, 1)
+        }
+        defer { library.retire() }
+        var runs: [HandlerRun] = []
+        for handler in library.handlers {
+            runs.append(exercise(handler, capture: capture))
+        }
+        let ok = runs.allSatisfy(\.breaches.isEmpty)
+        if json {
+            let items = runs.map { run in
+                "{\"handler\":\(JSONText.string(run.name)),\"steps\":[\(run.steps.map(JSONText.string).joined(separator: ","))]"
+                    + ",\"sent\":{\(run.sent.sorted { $0.key < $1.key }.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ","))}"
+                    + ",\"breaches\":[\(run.breaches.map(JSONText.string).joined(separator: ","))]}"
+            }
+            return ("{\"ok\":\(ok),\"path\":\(JSONText.string(path)),\"name\":\(JSONText.string(library.name)),\"handlers\":[\(items.joined(separator: ","))]}",
+                    ok ? 0 : 1)
+        }
+        var lines = ["path:     \(path)", "name:     \(library.name) \(library.version)"]
+        for run in runs {
+            lines.append("handler \(run.name):")
+            for step in run.steps { lines.append("  \(step)") }
+            let sent = run.sent.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+            lines.append("  sent: " + (sent.isEmpty ? "nothing" : sent.joined(separator: ", ")))
+            for breach in run.breaches { lines.append("  rule broken: \(breach)") }
+        }
+        lines.append(ok ? "ok: no rule was broken" : "problems: see the rules broken above")
+        return (lines.joined(separator: "\n"), ok ? 0 : 1)
+    }
+
+    /// One handler through one throwaway session.
+    private static func exercise(_ handler: Handler, capture: LogCapture) -> HandlerRun {
+        var run = HandlerRun(name: handler.name)
+        let target = "inspect.\(handler.name)"
+        let manager = CommManager(targets: TargetTable([target: handler]), logger: capture.logger)
+        capture.reset()
+        let session = manager.makeSession()
+        var output: [UInt8] = []
+        _ = session.takeOutput(into: &output, wait: false)
+        let atStart = frames(output)
+        if !atStart.isEmpty { run.steps.append("session_start: ok, \(atStart.count) frame(s) sent before any input") }
+        let commID = "inspect-\(handler.name)"
+        let steps: [(String, String)] = [
+            ("open", #"{"msg_type":"comm_open","header":{"msg_id":"open"},"content":{"comm_id":"\#(commID)","target_name":"\#(target)","data":{}}}"#),
+            ("comm_msg", #"{"msg_type":"comm_msg","header":{"msg_id":"msg"},"content":{"comm_id":"\#(commID)","data":{}}}"#),
+            ("close", #"{"msg_type":"comm_close","header":{"msg_id":"close"},"content":{"comm_id":"\#(commID)","data":{}}}"#),
+        ]
+        for (index, (step, frame)) in steps.enumerated() {
+            if index > 0, run.steps.contains(where: { $0.hasPrefix("open: failed") }) {
+                run.steps.append("\(step): not run (open failed)")
+                continue
+            }
+            var bytes = Array(frame.utf8)
+            bytes.withUnsafeMutableBytes { session.receive(UnsafeRawBufferPointer($0), line: index + 1) }
+            _ = session.takeOutput(into: &output, wait: false)
+            var outcome = "ok"
+            for (type, object) in frames(output) {
+                let parent = text(object["parent_header"]?["msg_id"])
+                let ownID = text(object["content"]?["comm_id"]) == commID
+                if type == "error", parent == frame.components(separatedBy: "\"msg_id\":\"")[1].components(separatedBy: "\"")[0] {
+                    outcome = "failed: " + (text(object["content"]?["evalue"]) ?? "an error frame")
+                } else if type == "comm_close", ownID, object["content"]?["data"]?["reason"] != nil {
+                    // The host's own close (a failed open), not the plugin's.
+                    continue
+                } else {
+                    run.sent[type, default: 0] += 1
+                }
+            }
+            run.steps.append("\(step): \(outcome)")
+        }
+        manager.end(session, cause: .sessionEnded)
+        run.steps.append("session_end: ok")
+        // The same breach twice is one line with its count.
+        var counted: [(String, Int)] = []
+        for problem in capture.problems() {
+            if let index = counted.firstIndex(where: { $0.0 == problem }) { counted[index].1 += 1 } else { counted.append((problem, 1)) }
+        }
+        run.breaches = counted.map { $0.1 == 1 ? $0.0 : "\($0.0) (\($0.1) times)" }
+        return run
+    }
+
+    /// The frames in `output`: each line's `msg_type` and the parsed object.
+    private static func frames(_ output: [UInt8]) -> [(String, JSONDocument.Node)] {
+        output.split(separator: 0x0A).compactMap { line in
+            guard let document = try? JSONDocument(parsing: Array(line)), let type = text(document.root["msg_type"]) else { return nil }
+            return (type, document.root)
+        }
+    }
+
+    /// A string node's text.
+    fileprivate static func text(_ node: JSONDocument.Node?) -> String? {
+        guard case .string(let value)? = node?.value else { return nil }
+        return value
+    }
+}
+
+/// Log lines written to a file in the staging directory, read back as the
+/// warnings and errors among them.
+private final class LogCapture: @unchecked Sendable {
+    // @unchecked: `fd` and `path` are immutable.
+    let path: String
+    let fd: Int32
+    let logger: Logger
+
+    init(directory: String) {
+        path = directory + "/inspect-check.log"
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        logger = Logger(minimumLevel: .warning, fd: fd)
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    /// Forgets what was logged so far.
+    func reset() {
+        _ = ftruncate(fd, 0)
+        _ = lseek(fd, 0, SEEK_SET)
+    }
+
+    /// Each warning or error logged since `reset`, as "message (field:
+    /// value, …)", but for the failing step's own lines (its handler error
+    /// and error frame, already reported as the step's outcome); a handler
+    /// error without text is the rule "a failure status comes with error text".
+    func problems() -> [String] {
+        guard case .success(let bytes) = FileSystem.readFile(path) else { return [] }
+        return bytes.split(separator: 0x0A).compactMap { line in
+            guard let document = try? JSONDocument(parsing: Array(line)), case .object(let members) = document.root.value else { return nil }
+            let message = InspectCheck.text(document.root["msg"]) ?? ""
+            if message == "handler error" {
+                guard InspectCheck.text(document.root["error"]) == "" else { return nil }
+                let step = InspectCheck.text(document.root["step"]) ?? "a callback"
+                return "\(step) returned a failure status without error text (call set_error before returning it)"
+            }
+            if message.hasPrefix("bad input"), InspectCheck.text(document.root["ename"]) == "HandlerError" { return nil }
+            var fields: [String] = []
+            for member in members {
+                switch (member.key, member.value.value) {
+                case ("ts", _), ("level", _), ("msg", _): continue
+                case (let key, .string(let text)): fields.append("\(key): \(text)")
+                case (let key, .number(let text)): fields.append("\(key): \(text)")
+                case (let key, .bool(let flag)): fields.append("\(key): \(flag)")
+                case (let key, _): fields.append(key)
+                }
+            }
+            return fields.isEmpty ? message : "\(message) (\(fields.joined(separator: ", ")))"
+        }
+    }
+}
