@@ -80,6 +80,11 @@ enum TestSupport {
         try tool("swift")
     }
 
+    /// `cargo`, found on PATH (`.ci/run` makes sure it is there).
+    static func cargo() throws -> String {
+        try tool("cargo")
+    }
+
     private static func tool(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
         for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
