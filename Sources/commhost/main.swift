@@ -10,6 +10,7 @@ commands:
   stats     print the counters of a host serving on --socket
   check     validate a manifest and load its libraries in a throwaway stage
   inspect   load one plugin library and print its name, version, ABI and handlers
+  try       run one plugin library without a manifest against a scripted session
   help      print the help of one command: commhost help serve
   worker    runs one library of an "isolation": "process" target; started by the host, not by people
 
@@ -83,6 +84,37 @@ let commandHelp: [String: String] = [
                 session_end) and report what each step answered, what the plugin
                 sent, and every rule the host saw it break
     """,
+    "try": """
+    usage: commhost try LIBRARY [--handler NAME] [--target NAME] [--config JSON]
+                        [--handler-timeout-ms MS] [--strict] [SCRIPT]
+
+    Runs one plugin library without a manifest or a front end: one session,
+    driven by SCRIPT (a file, or standard input), printing every frame the host
+    writes as it comes, with ids that repeat from run to run (message ids
+    host-1, host-2, …; generated comm ids comm-1, …) so the output can be
+    compared with a golden file. Every ABI rule the plugin breaks is reported
+    on stderr as it happens: a send or close after the comm closed, data that is
+    not a JSON object, a failure status without error text, a callback longer
+    than the deadline, a handle it does not hold, references still held after
+    deinit.
+
+    A script line is a frame (a line starting with {, sent as it is) or one of:
+      open [DATA]    open comm c1, c2, … for the target (DATA: a JSON object, default {})
+      msg [DATA]     a comm_msg to the comm opened last
+      close [DATA]   close the comm opened last
+      info           a comm_info_request
+      wait MS        wait MS milliseconds (for timers), printing what comes
+      end            end the session (also at the end of the script)
+    Empty lines and lines starting with # are skipped; frames get header.msg_id
+    line-N, N being the script line.
+
+    options:
+      --handler NAME   the handler to serve (default: the library's first)
+      --target NAME    the target_name frames use (default: the handler's name)
+      --config JSON    the config its init gets (default null)
+      --handler-timeout-ms MS  a callback running longer breaks a rule (default 5000)
+      --strict         exit 1 when a rule was broken (default: report, exit 0)
+    """,
     "worker": """
     usage: commhost worker --fd N --library PATH [--address-space BYTES] [--cpu-seconds N]
                            [--open-files N] [--max-frame-bytes BYTES]
@@ -93,7 +125,7 @@ let commandHelp: [String: String] = [
     "help": """
     usage: commhost help [COMMAND]
 
-    Prints the help of COMMAND (serve, stats, check, inspect, worker), or the
+    Prints the help of COMMAND (serve, stats, check, inspect, try, worker), or the
     list of commands.
     """,
 ]
@@ -190,6 +222,50 @@ func runCheck(_ arguments: [String]) -> Int32 {
     }
 }
 
+/// `commhost try`: reads the script (a file or stdin) and runs it (`TryRun`).
+func runTry(_ arguments: [String]) -> Int32 {
+    do {
+        let args = try Arguments(arguments, spec: .init(options: ["handler", "target", "config", "handler-timeout-ms"], flags: ["strict"],
+                                                        maxPositionals: 2))
+        guard let library = args.positionals.first else { return usageFailure("try needs a LIBRARY path") }
+        var options = TryRun.Options(libraryPath: library)
+        options.handler = args.value("handler")
+        options.target = args.value("target")
+        options.strict = args.flag("strict")
+        if let config = args.value("config") { options.config = config }
+        if let text = args.value("handler-timeout-ms") {
+            guard let milliseconds = Int(text), milliseconds > 0 else { return usageFailure("--handler-timeout-ms must be a positive number, not \"\(text)\"") }
+            options.handlerTimeoutMilliseconds = milliseconds
+        }
+        let bytes: [UInt8]
+        if args.positionals.count > 1 {
+            guard case .success(let read) = FileSystem.readFile(args.positionals[1]) else {
+                emit("commhost try: cannot read the script \(args.positionals[1]): \(String(cString: strerror(errno)))", toError: true)
+                return 1
+            }
+            bytes = read
+        } else {
+            bytes = readAll(STDIN_FILENO)
+        }
+        let script = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        return TryRun.run(options, script: script, output: { emit($0) }, report: { emit($0, toError: true) })
+    } catch {
+        return usageFailure(error.message)
+    }
+}
+
+/// Everything `fd` gives until its end.
+func readAll(_ fd: Int32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return bytes }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+}
+
 /// `commhost worker`: the options the host passes (`WorkerMain` documents them).
 func runWorker(_ arguments: [String]) -> Int32 {
     do {
@@ -254,6 +330,8 @@ case "inspect":
     code = runInspect(arguments)
 case "stats":
     code = runStats(arguments)
+case "try":
+    code = runTry(arguments)
 case "worker":
     code = runWorker(arguments)
 default:

@@ -61,7 +61,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(good.contains("open: ok") && good.contains("comm_msg: ok") && good.contains("sent: 1 comm_msg"), good)
         XCTAssertFalse(good.contains("rule broken"), good)
         XCTAssertTrue(bad.contains("comm_msg: failed: comm_msg for comm \"inspect-bad\""), bad)
-        XCTAssertTrue(bad.contains("rule broken: comm_msg returned a failure status without error text"), bad)
+        XCTAssertTrue(bad.contains("rule broken: comm_msg returned a failure status (-1) without error text"), bad)
         XCTAssertTrue(bad.contains("rule broken: plugin called a host function with a bad handle; refused (plugin: rulebreaker"), bad)
         XCTAssertTrue(bad.contains("call: release_comm with a comm handle it does not hold") && bad.contains(") (2 times)"), bad)
 
@@ -124,7 +124,7 @@ final class CLITests: XCTestCase {
         for arguments in [["--help"], ["help"], ["-h"]] {
             let result = try commhost(arguments)
             XCTAssertEqual(result.status, 0, "\(arguments)")
-            for word in ["serve", "stats", "check", "inspect", "help", "--version"] {
+            for word in ["serve", "stats", "check", "inspect", "try", "help", "--version"] {
                 XCTAssertTrue(result.output.contains(word), "\(arguments): help mentions \(word)")
             }
         }
@@ -133,7 +133,7 @@ final class CLITests: XCTestCase {
     func testEachCommandHasItsOwnHelpByHelpOrByTheFlag() throws {
         let options = ["serve": ["--manifest", "--dialect", "--log-level", "--watch", "--socket", "--socket-mode", "--trace"],
                        "stats": ["--socket", "--json", "--timeout"], "check": ["--json", "FILE"], "inspect": ["--json", "LIBRARY"],
-                       "worker": ["--fd", "--library"]]
+                       "worker": ["--fd", "--library"], "try": ["--handler", "--target", "--config", "--strict", "SCRIPT", "wait MS"]]
         for (command, words) in options {
             let byHelp = try commhost(["help", command]), byFlag = try commhost([command, "--help"])
             XCTAssertEqual(byHelp.status, 0, command)

@@ -15,6 +15,10 @@ public final class CommManager: Sendable {
     public let logger: Logger
     /// Where every session records the frames it reads and issues (`serve --trace`), if anywhere.
     public let trace: FrameTrace?
+    /// Ids that repeat from run to run (`commhost try`): each session's
+    /// message ids are `host-1`, `host-2`, … and the comm ids it generates
+    /// `comm-1`, `comm-2`, …; otherwise random as the comm package's.
+    public let repeatableIDs: Bool
 
     /// `Locked`, not `Mutex`: connection threads contend for it (see `Locked`).
     private let sessions = Locked<[Int: Session]>([:])
@@ -26,12 +30,13 @@ public final class CommManager: Sendable {
 
     /// A manager over `targets`.
     public init(targets: TargetTable, limits: SessionLimits = SessionLimits(), dialect: Dialect = .jupyter, logger: Logger = .discard,
-                trace: FrameTrace? = nil) {
+                trace: FrameTrace? = nil, repeatableIDs: Bool = false) {
         self.targets = targets
         self.limits = limits
         self.dialect = dialect
         self.logger = logger
         self.trace = trace
+        self.repeatableIDs = repeatableIDs
     }
 
     /// A new session with an empty comm table, started for every library

@@ -112,7 +112,7 @@ public final class Session: @unchecked Sendable {
         logger = manager.logger
         trace = manager.trace
         parser = FrameParser(dialect: manager.dialect, limits: manager.limits.wire)
-        encoder = FrameEncoder(dialect: manager.dialect)
+        encoder = manager.repeatableIDs ? FrameEncoder(dialect: manager.dialect, msgIDPrefix: "host") : FrameEncoder(dialect: manager.dialect)
         port = SessionPort(idText: String(id))
         port.session = self
         Self.live.add(1, ordering: .relaxed)
@@ -310,9 +310,9 @@ public final class Session: @unchecked Sendable {
 
     func pluginSend(on comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
         let parent = callParent
-        let status = checkOutgoing(message, commID: comm.id, parent: parent)
-        guard status == COMMHOST_OK else { return status }
-        return withOutgoing(message) { data, metadata, buffers in
+        let checked = checkOutgoing(message, commID: comm.id, parent: parent)
+        guard checked == COMMHOST_OK else { return refused("send", checked, comm: comm, library: library) }
+        let status = withOutgoing(message) { data, metadata, buffers in
             emitChecked(comm: comm, from: library) { encoder, out in
                 encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
                 // Counted before the frame can reach the client, so a stats
@@ -320,18 +320,28 @@ public final class Session: @unchecked Sendable {
                 comm.stats.messagesOut.add(1, ordering: .relaxed)
             }
         }
+        return status == COMMHOST_OK || status == COMMHOST_EAGAIN ? status : refused("send", status, comm: comm, library: library)
+    }
+
+    /// A plugin's send or close the host refused, logged at debug (for
+    /// `commhost try` and `inspect --check`, which name the rule it broke).
+    private func refused(_ call: String, _ status: commhost_status, comm: Comm, library: PluginLibrary) -> commhost_status {
+        logger.debug("a plugin's \(call) was refused", [("session", .int(id)), ("plugin", .string(library.name)), ("comm_id", .string(comm.id)),
+                                                       ("status", .string(PluginCallError.name(of: status))),
+                                                       ("error", .string(CallContext.current.errorText ?? ""))])
+        return status
     }
 
     func pluginClose(_ comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
         let parent = callParent
         let status = checkOutgoing(message, commID: comm.id, parent: parent)
-        guard status == COMMHOST_OK else { return status }
+        guard status == COMMHOST_OK else { return refused("close", status, comm: comm, library: library) }
         let sent = withOutgoing(message) { data, metadata, buffers in
             emitChecked(comm: comm, closing: true) { encoder, out in
                 encoder.commClose(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
             }
         }
-        guard sent == COMMHOST_OK else { return sent }
+        guard sent == COMMHOST_OK else { return refused("close", sent, comm: comm, library: library) }
         comms.withLock { table in
             if table[comm.id] === comm { table[comm.id] = nil }
         }
@@ -348,7 +358,7 @@ public final class Session: @unchecked Sendable {
                            [("session", .int(id)), ("plugin", .string(library.name)), ("handler", .string(handlerName))])
             return (COMMHOST_EINVAL, nil)
         }
-        let id = commID.isEmpty ? Self.newCommID() : commID
+        let id = commID.isEmpty ? generatedCommID() : commID
         let parent = callParent
         let checked = checkOutgoing(message, commID: id, parent: parent, extra: targetName.utf8.count)
         guard checked == COMMHOST_OK else { return (checked, nil) }
@@ -1025,6 +1035,16 @@ public final class Session: @unchecked Sendable {
             buffers = (0..<m.buffer_count).map { UnsafeRawBufferPointer(start: list[$0].ptr, count: list[$0].len) }
         }
         return body(data, metadata, buffers)
+    }
+
+    /// Comm ids generated so far, for repeatable ids.
+    private let generatedCommIDs = Atomic<Int>(0)
+
+    /// A comm id for a plugin's open that named none: `comm-N` with
+    /// repeatable ids, else 32 random hex digits.
+    private func generatedCommID() -> String {
+        guard manager.repeatableIDs else { return Self.newCommID() }
+        return "comm-\(generatedCommIDs.add(1, ordering: .relaxed).newValue)"
     }
 
     /// 32 random lowercase hex digits, like the comm package's uuid4().hex.

@@ -32,7 +32,7 @@ public enum InspectCheck {
         }
         defer { staging.removeAll() }
         // Everything the host and the plugin log goes to the capture.
-        let capture = LogCapture(directory: staging.directory)
+        let capture = RuleWatch(directory: staging.directory)
         HostAPI.logger.withLock { $0 = capture.logger }
         let library: PluginLibrary
         do {
@@ -68,7 +68,7 @@ public enum InspectCheck {
     }
 
     /// One handler through one throwaway session.
-    private static func exercise(_ handler: Handler, capture: LogCapture) -> HandlerRun {
+    private static func exercise(_ handler: Handler, capture: RuleWatch) -> HandlerRun {
         var run = HandlerRun(name: handler.name)
         let target = "inspect.\(handler.name)"
         let manager = CommManager(targets: TargetTable([target: handler]), logger: capture.logger)
@@ -109,12 +109,7 @@ public enum InspectCheck {
         }
         manager.end(session, cause: .sessionEnded)
         run.steps.append("session_end: ok")
-        // The same breach twice is one line with its count.
-        var counted: [(String, Int)] = []
-        for problem in capture.problems() {
-            if let index = counted.firstIndex(where: { $0.0 == problem }) { counted[index].1 += 1 } else { counted.append((problem, 1)) }
-        }
-        run.breaches = counted.map { $0.1 == 1 ? $0.0 : "\($0.0) (\($0.1) times)" }
+        run.breaches = capture.breaches()
         return run
     }
 
@@ -127,62 +122,8 @@ public enum InspectCheck {
     }
 
     /// A string node's text.
-    fileprivate static func text(_ node: JSONDocument.Node?) -> String? {
+    static func text(_ node: JSONDocument.Node?) -> String? {
         guard case .string(let value)? = node?.value else { return nil }
         return value
-    }
-}
-
-/// Log lines written to a file in the staging directory, read back as the
-/// warnings and errors among them.
-private final class LogCapture: @unchecked Sendable {
-    // @unchecked: `fd` and `path` are immutable.
-    let path: String
-    let fd: Int32
-    let logger: Logger
-
-    init(directory: String) {
-        path = directory + "/inspect-check.log"
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        logger = Logger(minimumLevel: .warning, fd: fd)
-    }
-
-    deinit {
-        close(fd)
-    }
-
-    /// Forgets what was logged so far.
-    func reset() {
-        _ = ftruncate(fd, 0)
-        _ = lseek(fd, 0, SEEK_SET)
-    }
-
-    /// Each warning or error logged since `reset`, as "message (field:
-    /// value, …)", but for the failing step's own lines (its handler error
-    /// and error frame, already reported as the step's outcome); a handler
-    /// error without text is the rule "a failure status comes with error text".
-    func problems() -> [String] {
-        guard case .success(let bytes) = FileSystem.readFile(path) else { return [] }
-        return bytes.split(separator: 0x0A).compactMap { line in
-            guard let document = try? JSONDocument(parsing: Array(line)), case .object(let members) = document.root.value else { return nil }
-            let message = InspectCheck.text(document.root["msg"]) ?? ""
-            if message == "handler error" {
-                guard InspectCheck.text(document.root["error"]) == "" else { return nil }
-                let step = InspectCheck.text(document.root["step"]) ?? "a callback"
-                return "\(step) returned a failure status without error text (call set_error before returning it)"
-            }
-            if message.hasPrefix("bad input"), InspectCheck.text(document.root["ename"]) == "HandlerError" { return nil }
-            var fields: [String] = []
-            for member in members {
-                switch (member.key, member.value.value) {
-                case ("ts", _), ("level", _), ("msg", _): continue
-                case (let key, .string(let text)): fields.append("\(key): \(text)")
-                case (let key, .number(let text)): fields.append("\(key): \(text)")
-                case (let key, .bool(let flag)): fields.append("\(key): \(flag)")
-                case (let key, _): fields.append(key)
-                }
-            }
-            return fields.isEmpty ? message : "\(message) (\(fields.joined(separator: ", ")))"
-        }
     }
 }

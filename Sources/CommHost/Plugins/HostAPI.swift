@@ -142,7 +142,12 @@ enum HostAPI {
         guard !library.isRetired else { return COMMHOST_ECLOSED }
         switch CommHandle.table.lookup(token(comm)) {
         case .live(let object): return body(library, object)
-        case .ended: return COMMHOST_ECLOSED
+        case .ended:
+            // Logged at debug, for `commhost try` and `inspect --check`: a call on a comm whose close already ran.
+            logger.withLock { $0 }.debug("a plugin's \(function) was refused", [("plugin", .string(library.name)),
+                                                                              ("status", .string("COMMHOST_ECLOSED")),
+                                                                              ("error", .string("the comm's close callback has run"))])
+            return COMMHOST_ECLOSED
         case .invalid:
             badHandle(library, function, "comm", comm)
             return COMMHOST_EHANDLE

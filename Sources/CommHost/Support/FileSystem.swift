@@ -53,7 +53,7 @@ public enum FileSystem {
     }
 
     /// The whole contents of the file at `path`.
-    static func readFile(_ path: String) -> Result<[UInt8], Failure> {
+    public static func readFile(_ path: String) -> Result<[UInt8], Failure> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failure(Failure()) }
         defer { close(fd) }
