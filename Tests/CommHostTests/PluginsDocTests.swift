@@ -34,7 +34,7 @@ final class PluginsDocTests: XCTestCase {
     @discardableResult
     private func buildExample() throws -> String {
         let blocks = try cBlocks()
-        XCTAssertEqual(blocks.count, 1, "the C section has one complete example")
+        XCTAssertEqual(blocks.count, 2, "the C section has one complete plugin, then the JSON helper's program (JSONHelperTests)")
         let source = "\(dir!)/clock.c", output = "\(dir!)/libclock.so"
         try XCTUnwrap(blocks.first).write(toFile: source, atomically: true, encoding: .utf8)
         let result = try TestSupport.run("/usr/bin/cc", ["-shared", "-fPIC", "-fvisibility=hidden", "-pthread",
