@@ -11,6 +11,7 @@ commands:
   check     validate a manifest and load its libraries in a throwaway stage
   inspect   load one plugin library and print its name, version, ABI and handlers
   try       run one plugin library without a manifest against a scripted session
+  new       write a plugin project (C, Swift or Rust) that builds as it is
   help      print the help of one command: commhost help serve
   worker    runs one library of an "isolation": "process" target; started by the host, not by people
 
@@ -115,6 +116,22 @@ let commandHelp: [String: String] = [
       --handler-timeout-ms MS  a callback running longer breaks a rule (default 5000)
       --strict         exit 1 when a rule was broken (default: report, exit 0)
     """,
+    "new": """
+    usage: commhost new NAME --lang c|swift|rust [--dir DIR] [--source DIR]
+
+    Writes a plugin project in DIR (default ./NAME) that builds as it is: one
+    handler, NAME, keeping a count per comm ({"method":"increment","by":N}
+    answered with {"method":"update","state":{"value":COUNT}}), what builds it
+    (C: a Makefile and copies of comm_plugin.h and comm_json.h; Swift: a package
+    depending on this tree's CommPluginKit by path; Rust: a cargo crate with no
+    crates), a manifest.json that serves it, a try.script for commhost try, and a
+    README saying what to run. NAME: a lowercase letter, then letters, digits or _.
+
+    options:
+      --lang LANG   c, swift or rust
+      --dir DIR     where to write it (must not exist yet)
+      --source DIR  the commhost source tree (default: found above this executable)
+    """,
     "worker": """
     usage: commhost worker --fd N --library PATH [--address-space BYTES] [--cpu-seconds N]
                            [--open-files N] [--max-frame-bytes BYTES]
@@ -125,7 +142,7 @@ let commandHelp: [String: String] = [
     "help": """
     usage: commhost help [COMMAND]
 
-    Prints the help of COMMAND (serve, stats, check, inspect, try, worker), or the
+    Prints the help of COMMAND (serve, stats, check, inspect, try, new, worker), or the
     list of commands.
     """,
 ]
@@ -266,6 +283,31 @@ func readAll(_ fd: Int32) -> [UInt8] {
     }
 }
 
+/// `commhost new`: writes a plugin project (`NewProject`).
+func runNew(_ arguments: [String]) -> Int32 {
+    do {
+        let args = try Arguments(arguments, spec: .init(options: ["lang", "dir", "source"], maxPositionals: 1))
+        guard let name = args.positionals.first else { return usageFailure("new needs a NAME") }
+        guard let text = args.value("lang"), let language = NewProject.Language(rawValue: text) else {
+            return usageFailure("new needs --lang c, swift or rust" + (args.value("lang").map { ", not \"\($0)\"" } ?? ""))
+        }
+        guard let source = args.value("source") ?? NewProject.sourceTree(above: executableDirectory()) else {
+            emit("commhost new: cannot find the commhost source tree above \(executableDirectory()) (it holds comm_plugin.h and CommPluginKit); give it with --source DIR", toError: true)
+            return 1
+        }
+        let lines = try NewProject.write(name: name, language: language, directory: args.value("dir") ?? name, sourceTree: source)
+        emit(lines.joined(separator: "\n"))
+        return 0
+    } catch let error as NewProject.Failure {
+        emit("commhost new: \(error)", toError: true)
+        return 1
+    } catch let error as Arguments.UsageError {
+        return usageFailure(error.message)
+    } catch {
+        return usageFailure("\(error)")
+    }
+}
+
 /// `commhost worker`: the options the host passes (`WorkerMain` documents them).
 func runWorker(_ arguments: [String]) -> Int32 {
     do {
@@ -332,6 +374,8 @@ case "stats":
     code = runStats(arguments)
 case "try":
     code = runTry(arguments)
+case "new":
+    code = runNew(arguments)
 case "worker":
     code = runWorker(arguments)
 default:

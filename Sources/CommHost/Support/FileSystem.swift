@@ -46,7 +46,7 @@ public enum FileSystem {
     static var effectiveUser: uid_t { geteuid() }
 
     /// The current working directory (`getcwd(3)`), or `/` if it cannot be had.
-    static func currentDirectory() -> String {
+    public static func currentDirectory() -> String {
         guard let cwd = getcwd(nil, 0) else { return "/" }
         defer { free(cwd) }
         return String(cString: cwd)
@@ -88,7 +88,7 @@ public enum FileSystem {
     }
 
     /// Everything before the last `/` (`/` for a file at the root).
-    static func directory(of path: String) -> String {
+    public static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         let dir = String(path[..<slash])
         return dir.isEmpty ? "/" : dir
@@ -102,6 +102,13 @@ public enum FileSystem {
 
     /// A failed call's `errno`, as text.
     /// A failed call: its `errno` and the system's text for it.
+    /// `mkdir -p`: every missing directory of `path`, mode 0755.
+    public static func makeDirectories(_ path: String) throws(Failure) {
+        if path.isEmpty || access(path, F_OK) == 0 { return }
+        try makeDirectories(directory(of: path))
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw Failure() }
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         /// The `errno` value.
         public var code: Int32 = errno
