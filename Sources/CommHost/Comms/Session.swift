@@ -65,8 +65,6 @@ public final class Session: @unchecked Sendable {
     private let owner = Atomic<UInt>(0)
     /// The msg_id token of the frame being handled; only the owner touches it.
     private var currentParent: UnsafeRawBufferPointer?
-    /// The input line of the frame being handled; only the owner touches it.
-    private var currentLine = 0
     /// The `data` and `metadata` bytes of the frame being handled, which the
     /// parser has validated; only the owner touches them.
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
@@ -171,7 +169,6 @@ public final class Session: @unchecked Sendable {
             return
         }
         currentParent = parsed.msgIDToken.map { $0.bytes(in: frame) }
-        currentLine = line
         defer { currentParent = nil }
         if parsed.kind != .commMsg { awaitPipelinedCalls() }
         let data = parsed.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
@@ -474,7 +471,7 @@ public final class Session: @unchecked Sendable {
     /// begun, host open and scheduling in this session return ECLOSED.
     public func end(cause: CloseCause) {
         // What the client sent before the end is answered first.
-        awaitPipelinedCalls()
+        waitForPipelinedCalls()
         output.withLock {
             ending = true
             blocked.removeAll()
@@ -620,18 +617,24 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    /// Waits until every pipelined call has ended. Their ends come from the
-    /// worker's reader thread, which never waits for this session, and a
-    /// worker that hangs is killed at the deadline, which ends them all.
+    /// On the serialized context: waits until every pipelined call has
+    /// ended; nothing to do (one load) when none went out since the last wait.
     private func awaitPipelinedCalls() {
-        // On the serialized context nothing went out since the last wait.
-        if isOwner && pipelinedLibrary == nil { return }
+        guard pipelinedLibrary != nil else { return }
+        waitForPipelinedCalls()
+        pipelinedLibrary = nil
+    }
+
+    /// From any thread: waits until every pipelined call has ended. Their
+    /// ends come from the worker's reader thread, which never waits for this
+    /// session, and a worker that hangs is killed at the deadline, which ends
+    /// them all.
+    private func waitForPipelinedCalls() {
         // The worker answers only what it has read.
         CallContext.current.releaseHeldFrames()
         pipeline.lock()
         while pipelinedCalls > 0 { pipeline.wait() }
         pipeline.unlock()
-        if isOwner { pipelinedLibrary = nil }
     }
 
     /// The parent header for a frame a host function called on this thread

@@ -45,18 +45,23 @@ final class WorkerPipeline: @unchecked Sendable {
         self.deadline = deadline
     }
 
-    /// Whether `wait(untilFewerThan: limit)` would wait now.
-    func isFull(_ limit: Int) -> Bool {
-        lock.withLock { count > 0 && count >= max(limit, 1) }
-    }
-
     /// Waits until fewer than `limit` requests are in flight (0: none).
-    func wait(untilFewerThan limit: Int) -> Wait {
+    /// `beforeBlocking` runs once, without the lock, before the first time
+    /// it would block (to write frames the caller holds back).
+    func wait(untilFewerThan limit: Int, beforeBlocking: () -> Void) -> Wait {
         lock.lock()
         defer { lock.unlock() }
+        var prepared = false
         while true {
             if dead { return .dead }
             guard let oldest, count >= max(limit, 1) else { return .ready }
+            if !prepared {
+                prepared = true
+                lock.unlock()
+                beforeBlocking()
+                lock.lock()
+                continue
+            }
             let now = MonotonicClock.nanoseconds()
             let due = oldest.sent &+ deadline
             if now >= due { return .overdue(oldest.what) }

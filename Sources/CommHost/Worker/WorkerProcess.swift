@@ -261,8 +261,7 @@ final class WorkerProcess: @unchecked Sendable {
     /// False when the worker is gone.
     private func awaitPipeline(untilFewerThan limit: Int) -> Bool {
         // The worker answers only what it has read.
-        if pipeline.isFull(limit) { CallContext.current.releaseHeldFrames() }
-        switch pipeline.wait(untilFewerThan: limit) {
+        switch pipeline.wait(untilFewerThan: limit, beforeBlocking: { CallContext.current.releaseHeldFrames() }) {
         case .ready: return true
         case .dead: return false
         case .overdue(let what):

@@ -85,9 +85,10 @@ final class WorkerServer: @unchecked Sendable {
         }
     }
 
-    /// The pipeline thread: runs what came, in order, holding the frames
-    /// they send (their sends and replies) and writing them together once
-    /// nothing more waits, so a burst of messages costs few system calls.
+    /// The pipeline thread: runs what came since it last looked, in order,
+    /// holding the frames they send (their sends and replies) and writing
+    /// them together after that run, so a burst of messages costs few
+    /// system calls and no reply waits longer than its run.
     private func runPipelined() {
         pipeline.lock()
         while true {
@@ -97,12 +98,8 @@ final class WorkerServer: @unchecked Sendable {
             pipeline.unlock()
             channel.hold()
             for (id, message) in batch { serveRequest(id, message, pipelined: true) }
+            try? channel.release()
             pipeline.lock()
-            if pipelined.isEmpty {
-                pipeline.unlock()
-                try? channel.release()
-                pipeline.lock()
-            }
         }
     }
 
