@@ -249,7 +249,14 @@ func runTry(_ arguments: [String]) -> Int32 {
         options.handler = args.value("handler")
         options.target = args.value("target")
         options.strict = args.flag("strict")
-        if let config = args.value("config") { options.config = config }
+        if let config = args.value("config") {
+            do {
+                _ = try JSONDocument(parsing: Array(config.utf8))
+            } catch {
+                return usageFailure("--config must be JSON text: \(error)")
+            }
+            options.config = config
+        }
         if let text = args.value("handler-timeout-ms") {
             guard let milliseconds = Int(text), milliseconds > 0 else { return usageFailure("--handler-timeout-ms must be a positive number, not \"\(text)\"") }
             options.handlerTimeoutMilliseconds = milliseconds
