@@ -679,9 +679,14 @@ public final class Session: @unchecked Sendable {
         case .task(let task):
             runTask(task)
         case .writable:
+            // Sends a worker answered before it heard of the mark may still be
+            // on their way (pipelined calls): let them land, then decide. A
+            // queue still above half the mark is not writable yet; the write
+            // that drains it queues this again.
+            awaitPipelinedCalls()
             let waiting = output.withLock { () -> [PluginLibrary] in
                 writableQueued = false
-                guard !ending else { return [] }
+                guard !ending, queuedBytes <= limits.outboundHighWaterBytes / 2 else { return [] }
                 defer { blocked.removeAll() }
                 return blocked
             }
