@@ -167,8 +167,8 @@ func runInspect(_ arguments: [String]) -> Int32 {
     do {
         let args = try Arguments(arguments, spec: .init(flags: ["json", "check"], maxPositionals: 1))
         guard let path = args.positionals.first else { return usageFailure("inspect needs a LIBRARY path") }
-        var (output, code) = Inspect.run(path: path, json: args.flag("json"))
-        if code == 0 && args.flag("check") { (output, code) = InspectCheck.run(path: path, json: args.flag("json")) }
+        let (output, code) = args.flag("check") ? InspectCheck.run(path: path, json: args.flag("json"))
+                                                : Inspect.run(path: path, json: args.flag("json"))
         emit(output, toError: code != 0 && !args.flag("json"))
         return code
     } catch {

@@ -7,17 +7,8 @@ import XCTest
 final class NewProjectTests: XCTestCase {
     /// Runs `command` in `directory`; fails the test with its output unless it exits 0.
     private func build(_ command: [String], in directory: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "\(command.joined(separator: " ")): \(text)", file: file, line: line)
+        let result = try TestSupport.run(command[0], Array(command.dropFirst()), directory: directory)
+        XCTAssertEqual(result.status, 0, "\(command.joined(separator: " ")): \(result.output)", file: file, line: line)
     }
 
     /// Writes the skeleton, builds it, inspects the library and serves a comm through it.

@@ -24,20 +24,9 @@ final class PluginGuideTests: XCTestCase {
         let script = dir + "/guide.sh"
         try (["set -euo pipefail"] + blocks).joined(separator: "\n").write(toFile: script, atomically: true, encoding: .utf8)
         let tools = try [TestSupport.commhostBinary, TestSupport.cargo(), TestSupport.swiftTool()].map { ($0 as NSString).deletingLastPathComponent }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script]
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = (tools + ["/usr/bin", "/bin"]).joined(separator: ":")
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "the guide's commands, run as written:\n\(text)")
-        XCTAssertTrue(text.contains("ok: no rule was broken"), text)
+        let result = try TestSupport.run("/bin/bash", [script], directory: dir,
+                                         environment: ["PATH": (tools + ["/usr/bin", "/bin"]).joined(separator: ":")])
+        XCTAssertEqual(result.status, 0, "the guide's commands, run as written:\n\(result.output)")
+        XCTAssertTrue(result.output.contains("ok: no rule was broken"), result.output)
     }
 }

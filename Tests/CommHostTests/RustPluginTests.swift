@@ -7,17 +7,10 @@ import XCTest
 final class RustPluginTests: XCTestCase {
     func testTheRustExampleBuildsWithCargoLoadsAndServesAComm() throws {
         let dir = try TestSupport.temporaryDirectory(self)
-        let build = Process()
-        build.executableURL = URL(fileURLWithPath: try TestSupport.cargo())
-        build.arguments = ["build", "--release", "--offline", "--manifest-path", TestSupport.repoRoot + "/examples/rust-plugin/Cargo.toml"]
-        build.environment = ProcessInfo.processInfo.environment.merging(["CARGO_TARGET_DIR": dir + "/target"]) { $1 }
-        let output = Pipe()
-        build.standardOutput = output
-        build.standardError = output
-        try build.run()
-        let log = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        build.waitUntilExit()
-        XCTAssertEqual(build.terminationStatus, 0, "cargo build: \(log)")
+        let build = try TestSupport.run(try TestSupport.cargo(), ["build", "--release", "--offline", "--manifest-path",
+                                                                  TestSupport.repoRoot + "/examples/rust-plugin/Cargo.toml"],
+                                        environment: ["CARGO_TARGET_DIR": dir + "/target"])
+        XCTAssertEqual(build.status, 0, "cargo build: \(build.output)")
         let libraries = dir + "/target/release"
         let library = libraries + "/libcommhost_tally.so"
 

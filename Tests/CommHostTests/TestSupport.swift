@@ -94,11 +94,15 @@ enum TestSupport {
     }
 
     /// Runs a program to completion and returns its exit status and merged
-    /// output; with `input`, that is its whole standard input.
-    static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    /// output; with `input`, that is its whole standard input; in
+    /// `directory` when given, with `environment` added to this process's.
+    static func run(_ executable: String, _ arguments: [String], input: String? = nil, directory: String? = nil,
+                    environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

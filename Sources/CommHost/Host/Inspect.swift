@@ -8,16 +8,7 @@ public enum Inspect {
     /// docs/MANIFEST.md) is refused here too, with the same reasons, so
     /// inspect and check agree on what would be loaded.
     public static func run(path: String, json: Bool) -> (output: String, exitCode: Int32) {
-        if case .success(let real) = FileSystem.realPath(path) {
-            let unsafe = PathSafety.problems(forFile: real)
-            if !unsafe.isEmpty {
-                let reasons = unsafe.map { "refusing \(real): \($0)" }
-                let text = json
-                    ? "{\"ok\":false,\"path\":\(JSONText.string(path)),\"error\":\(JSONText.string(reasons.joined(separator: "; ")))}"
-                    : reasons.map { "\(path): \($0)" }.joined(separator: "\n")
-                return (text, 1)
-            }
-        }
+        if let refusal = unsafePathRefusal(path, json: json) { return (refusal, 1) }
         let staging: StagingArea
         do {
             staging = try StagingArea()
@@ -55,6 +46,18 @@ public enum Inspect {
             lines.append("  \(handler.name)" + (handler.supportsHandOff ? " (hand-off on reload)" : ""))
         }
         return (lines.joined(separator: "\n"), 0)
+    }
+
+    /// What to print when serve and check would refuse `path` before
+    /// loading it (the path safety rule), or nil when they would not.
+    static func unsafePathRefusal(_ path: String, json: Bool) -> String? {
+        guard case .success(let real) = FileSystem.realPath(path) else { return nil }
+        let unsafe = PathSafety.problems(forFile: real)
+        guard !unsafe.isEmpty else { return nil }
+        let reasons = unsafe.map { "refusing \(real): \($0)" }
+        return json
+            ? "{\"ok\":false,\"path\":\(JSONText.string(path)),\"error\":\(JSONText.string(reasons.joined(separator: "; ")))}"
+            : reasons.map { "\(path): \($0)" }.joined(separator: "\n")
     }
 
     private static func render(error: LoadError, json: Bool) -> String {

@@ -24,26 +24,21 @@ public enum InspectCheck {
     /// Returns what to print and the exit code: 0 when no rule was broken,
     /// 1 otherwise (or when the library is refused).
     public static func run(path: String, json: Bool) -> (output: String, exitCode: Int32) {
-        let staging: StagingArea
+        if let refusal = Inspect.unsafePathRefusal(path, json: json) { return (refusal, 1) }
+        let exercise: RuleWatch.Exercise
         do {
-            staging = try StagingArea()
+            exercise = try RuleWatch.Exercise.load(path: path)
         } catch {
-            return (json ? "{\"ok\":false,\"error\":\(JSONText.string("\(error)"))}" : "\(error)", 1)
+            return (json ? "{\"ok\":false,\"path\":\(JSONText.string(path)),\"error\":\(JSONText.string(error.reason))}" : error.reason, 1)
         }
-        defer { staging.removeAll() }
-        // Everything the host and the plugin log goes to the capture.
-        let capture = RuleWatch(directory: staging.directory)
-        HostAPI.logger.withLock { $0 = capture.logger }
-        let library: PluginLibrary
-        do {
-            library = try PluginLibrary.load(path: path, staging: staging, logger: capture.logger)
-        } catch {
-            return (json ? "{\"ok\":false,\"path\":\(JSONText.string(path)),\"error\":\(JSONText.string(error.description))}" : error.description, 1)
+        let (library, capture) = (exercise.library, exercise.watch)
+        defer {
+            library.retire()
+            exercise.staging.removeAll()
         }
-        defer { library.retire() }
         var runs: [HandlerRun] = []
         for handler in library.handlers {
-            runs.append(exercise(handler, capture: capture))
+            runs.append(run(handler, capture: capture))
         }
         let ok = runs.allSatisfy(\.breaches.isEmpty)
         if json {
@@ -68,7 +63,7 @@ public enum InspectCheck {
     }
 
     /// One handler through one throwaway session.
-    private static func exercise(_ handler: Handler, capture: RuleWatch) -> HandlerRun {
+    private static func run(_ handler: Handler, capture: RuleWatch) -> HandlerRun {
         var run = HandlerRun(name: handler.name)
         let target = "inspect.\(handler.name)"
         let manager = CommManager(targets: TargetTable([target: handler]), logger: capture.logger)
@@ -79,9 +74,10 @@ public enum InspectCheck {
         let atStart = frames(output)
         if !atStart.isEmpty { run.steps.append("session_start: ok, \(atStart.count) frame(s) sent before any input") }
         let commID = "inspect-\(handler.name)"
+        // Each step's frame has the step's name as its msg_id.
         let steps: [(String, String)] = [
             ("open", #"{"msg_type":"comm_open","header":{"msg_id":"open"},"content":{"comm_id":"\#(commID)","target_name":"\#(target)","data":{}}}"#),
-            ("comm_msg", #"{"msg_type":"comm_msg","header":{"msg_id":"msg"},"content":{"comm_id":"\#(commID)","data":{}}}"#),
+            ("comm_msg", #"{"msg_type":"comm_msg","header":{"msg_id":"comm_msg"},"content":{"comm_id":"\#(commID)","data":{}}}"#),
             ("close", #"{"msg_type":"comm_close","header":{"msg_id":"close"},"content":{"comm_id":"\#(commID)","data":{}}}"#),
         ]
         for (index, (step, frame)) in steps.enumerated() {
@@ -94,10 +90,9 @@ public enum InspectCheck {
             _ = session.takeOutput(into: &output, wait: false)
             var outcome = "ok"
             for (type, object) in frames(output) {
-                let parent = text(object["parent_header"]?["msg_id"])
-                let ownID = text(object["content"]?["comm_id"]) == commID
-                if type == "error", parent == frame.components(separatedBy: "\"msg_id\":\"")[1].components(separatedBy: "\"")[0] {
-                    outcome = "failed: " + (text(object["content"]?["evalue"]) ?? "an error frame")
+                let ownID = object["content"]?["comm_id"]?.stringValue == commID
+                if type == "error", object["parent_header"]?["msg_id"]?.stringValue == step {
+                    outcome = "failed: " + (object["content"]?["evalue"]?.stringValue ?? "an error frame")
                 } else if type == "comm_close", ownID, object["content"]?["data"]?["reason"] != nil {
                     // The host's own close (a failed open), not the plugin's.
                     continue
@@ -116,14 +111,8 @@ public enum InspectCheck {
     /// The frames in `output`: each line's `msg_type` and the parsed object.
     private static func frames(_ output: [UInt8]) -> [(String, JSONDocument.Node)] {
         output.split(separator: 0x0A).compactMap { line in
-            guard let document = try? JSONDocument(parsing: Array(line)), let type = text(document.root["msg_type"]) else { return nil }
+            guard let document = try? JSONDocument(parsing: Array(line)), let type = document.root["msg_type"]?.stringValue else { return nil }
             return (type, document.root)
         }
-    }
-
-    /// A string node's text.
-    static func text(_ node: JSONDocument.Node?) -> String? {
-        guard case .string(let value)? = node?.value else { return nil }
-        return value
     }
 }

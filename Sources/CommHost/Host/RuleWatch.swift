@@ -9,6 +9,39 @@ import Glibc
 /// (its handler error with text, its error frame) are not breaches: the
 /// caller reports the step's outcome.
 final class RuleWatch: @unchecked Sendable {
+    /// A library loaded to be exercised: staged, with everything the host
+    /// and the plugin log from now on captured by `watch`.
+    struct Exercise {
+        let staging: StagingArea
+        let watch: RuleWatch
+        let library: PluginLibrary
+
+        /// Stages and loads `path` (its init gets `config`), or says why not.
+        static func load(path: String, config: [UInt8] = Array("null".utf8)) throws(Refusal) -> Exercise {
+            let staging: StagingArea
+            do {
+                staging = try StagingArea()
+            } catch {
+                throw Refusal(path: path, reason: "cannot stage the library: \(error)")
+            }
+            let watch = RuleWatch(directory: staging.directory)
+            HostAPI.logger.withLock { $0 = watch.logger }
+            do {
+                return Exercise(staging: staging, watch: watch,
+                                library: try PluginLibrary.load(path: path, staging: staging, config: config, logger: watch.logger))
+            } catch {
+                staging.removeAll()
+                throw Refusal(path: path, reason: error.description)
+            }
+        }
+    }
+
+    /// Why a library could not be loaded to be exercised.
+    struct Refusal: Error {
+        let path: String
+        let reason: String
+    }
+
     // @unchecked: `fd` and `path` are immutable; the file is the shared state.
     let path: String
     private let fd: Int32
@@ -45,7 +78,7 @@ final class RuleWatch: @unchecked Sendable {
 
     /// The rule one log line shows broken, or nil.
     private static func breach(_ line: JSONDocument.Node) -> String? {
-        let text = { (key: String) in InspectCheck.text(line[key]) ?? "" }
+        let text = { (key: String) in line[key]?.stringValue ?? "" }
         let message = text("msg"), level = text("level")
         switch message {
         case "handler error":

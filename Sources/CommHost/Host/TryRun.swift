@@ -37,23 +37,15 @@ public enum TryRun {
     /// each), `report` each note and broken rule. Returns the exit status:
     /// 0, or 1 when the library cannot be loaded or (with `strict`) a rule was broken.
     public static func run(_ options: Options, script: [String], output: (String) -> Void, report: (String) -> Void) -> Int32 {
-        let staging: StagingArea
+        let exercise: RuleWatch.Exercise
         do {
-            staging = try StagingArea()
+            exercise = try RuleWatch.Exercise.load(path: options.libraryPath, config: Array(options.config.utf8))
         } catch {
-            report("commhost try: cannot stage the library: \(error)")
+            report("commhost try: \(error.reason)")
             return 1
         }
-        defer { staging.removeAll() }
-        let watch = RuleWatch(directory: staging.directory)
-        HostAPI.logger.withLock { $0 = watch.logger }
-        let library: PluginLibrary
-        do {
-            library = try PluginLibrary.load(path: options.libraryPath, staging: staging, config: Array(options.config.utf8), logger: watch.logger)
-        } catch {
-            report("commhost try: \(error)")
-            return 1
-        }
+        let (library, watch) = (exercise.library, exercise.watch)
+        defer { exercise.staging.removeAll() }
         var retired = false
         defer { if !retired { library.retire() } }
         let handlerName = options.handler ?? library.handlers.first?.name ?? ""

@@ -94,6 +94,12 @@ public struct JSONDocument: Sendable {
             return Int(text)
         }
 
+        /// The text of a string value; nil for any other kind.
+        public var stringValue: String? {
+            guard case .string(let text) = value else { return nil }
+            return text
+        }
+
         /// A short name for the kind of value ("object", "string", ...), for messages.
         public var kindName: String { value.kindName }
 

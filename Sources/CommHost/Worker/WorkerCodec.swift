@@ -15,17 +15,7 @@ enum WorkerCodec {
 
     /// The frame for `message` with request id `id`, length prefix included.
     static func encode(_ message: WorkerMessage, id: UInt64) -> [UInt8] {
-        var bytes: [UInt8] = []
-        encode(message, id: id, into: &bytes)
-        return bytes
-    }
-
-    /// Appends the frame for `message` with request id `id` to `bytes`.
-    static func encode(_ message: WorkerMessage, id: UInt64, into bytes: inout [UInt8]) {
         var w = Writer()
-        swap(&w.bytes, &bytes)
-        defer { swap(&w.bytes, &bytes) }
-        let frameStart = w.bytes.count
         w.u32(0)
         switch message {
         case .hello(let d):
@@ -66,8 +56,9 @@ enum WorkerCodec {
         case .hostReply(let status, let value, let text):
             w.kind(.hostReply, id); w.i32(status); w.u64(value); w.text(text)
         }
-        let length = UInt32(w.bytes.count - frameStart - 4)
-        for i in 0..<4 { w.bytes[frameStart + i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
+        let length = UInt32(w.bytes.count - 4)
+        for i in 0..<4 { w.bytes[i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
+        return w.bytes
     }
 
     /// Decodes one frame's body (what follows the length prefix).
