@@ -141,6 +141,76 @@ final class WorkerCodecTests: XCTestCase {
         XCTAssertGreaterThan(decodedSome, 0, "some mutations only change values, and those still decode")
     }
 
+    // MARK: Frames written and read in place
+
+    /// `payload` as the ABI message a plugin or the host hands over, given
+    /// to `body` as a borrowed view and as the copy the general frames carry
+    /// (where empty data or metadata reads `{}`).
+    private func withView<R>(_ payload: WorkerPayload, _ body: (PayloadView, WorkerPayload) -> R) -> R {
+        OwnedMessage(data: payload.data, metadata: payload.metadata, buffers: payload.buffers).withMessage { message in
+            let copy = OwnedMessage(copying: message)
+            return body(PayloadView(message), WorkerPayload(data: copy.data, metadata: copy.metadata, buffers: copy.buffers))
+        }
+    }
+
+    func testFramesWrittenFromABorrowedMessageAreTheBytesOfTheirMessage() {
+        for payload in [Self.payload, WorkerPayload(data: Array("{}".utf8))] {
+            withView(payload) { view, payload in
+                let request = FrameBuffer(capacity: 8)
+                WorkerCodec.append(MessageRequestFrame(handler: 2, instance: 0xdead_beef, comm: 9, payload: view), id: 41, into: request)
+                XCTAssertEqual(Array(request.bytes), WorkerCodec.encode(.message(handler: 2, instance: 0xdead_beef, comm: 9, message: payload), id: 41))
+                let send = FrameBuffer(capacity: 8)
+                WorkerCodec.append(PipelinedSendFrame(during: 41, comm: 9, payload: view), id: 7, into: send)
+                XCTAssertEqual(Array(send.bytes), WorkerCodec.encode(.hostCall(during: 41, call: .pipelinedSend(comm: 9, message: payload)), id: 7))
+            }
+        }
+        let none = FrameBuffer()
+        WorkerCodec.append(PipelinedSendFrame(during: 3, comm: 9, payload: nil), id: 8, into: none)
+        XCTAssertEqual(Array(none.bytes), WorkerCodec.encode(.hostCall(during: 3, call: .pipelinedSend(comm: 9, message: nil)), id: 8))
+    }
+
+    func testHotFramesDecodeInPlaceAsTheGeneralDecoderReadsThem() throws {
+        let request = body(WorkerCodec.encode(.message(handler: 2, instance: 5, comm: 9, message: Self.payload), id: 41))
+        try request.withUnsafeBytes { raw in
+            let decoded = try WorkerCodec.decodeMessageRequest(raw)
+            XCTAssertEqual([decoded.id, UInt64(decoded.handler), decoded.instance, decoded.comm], [41, 2, 5, 9])
+            XCTAssertEqual(Array(decoded.payload.data), Self.payload.data)
+            XCTAssertEqual(Array(decoded.payload.metadata), Self.payload.metadata)
+            XCTAssertEqual(decoded.payload.buffers.map { Array(UnsafeBufferPointer(start: $0.ptr, count: $0.len)) }, Self.payload.buffers)
+            // Borrowed: the data lies in the frame's own bytes.
+            XCTAssertTrue(decoded.payload.data.baseAddress! >= raw.baseAddress! && decoded.payload.data.baseAddress! < raw.baseAddress! + raw.count)
+            XCTAssertNil(try WorkerCodec.decodePipelinedSend(raw), "a message request is not a pipelined send")
+        }
+        for payload in [Self.payload, nil] {
+            let send = body(WorkerCodec.encode(.hostCall(during: 41, call: .pipelinedSend(comm: 9, message: payload)), id: 7))
+            try send.withUnsafeBytes { raw in
+                let decoded = try XCTUnwrap(try WorkerCodec.decodePipelinedSend(raw))
+                XCTAssertEqual([decoded.id, decoded.during, decoded.comm], [7, 41, 9])
+                XCTAssertEqual(decoded.payload.map { Array($0.data) }, payload?.data)
+            }
+        }
+        let other = body(WorkerCodec.encode(.hostCall(during: 41, call: .send(comm: 9, message: Self.payload)), id: 7))
+        XCTAssertNil(try other.withUnsafeBytes { try WorkerCodec.decodePipelinedSend($0) }, "an answered send is not a pipelined send")
+        // Every truncation, and a byte too many, is refused with a reason.
+        for frame in [request, body(WorkerCodec.encode(.hostCall(during: 1, call: .pipelinedSend(comm: 9, message: Self.payload)), id: 2))] {
+            for cut in [frame.count + 1] + Array(18..<frame.count) {
+                let bytes = cut > frame.count ? frame + [0] : Array(frame[..<cut])
+                bytes.withUnsafeBytes { raw in
+                    do {
+                        if raw.first == WorkerCodec.Kind.message.rawValue {
+                            _ = try WorkerCodec.decodeMessageRequest(raw)
+                        } else {
+                            _ = try WorkerCodec.decodePipelinedSend(raw)
+                        }
+                        XCTFail("\(bytes.count) of \(frame.count) bytes decoded")
+                    } catch {
+                        XCTAssertFalse("\(error)".isEmpty)
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: The channel
 
     private func socketPair() -> (Int32, Int32) {
@@ -161,6 +231,34 @@ final class WorkerCodecTests: XCTestCase {
             let (id, message) = try receiver.receive()
             XCTAssertEqual(id, UInt64(i))
             XCTAssertEqual(message, expected)
+        }
+    }
+
+    func testHeldFramesOfEachThreadAreWrittenWholeAndInOrderWhenReleased() throws {
+        let (a, b) = socketPair()
+        let sender = WorkerChannel(fd: a, maxFrameBytes: 1 << 24), receiver = WorkerChannel(fd: b, maxFrameBytes: 1 << 24)
+        let threads = (0..<4).map { t in
+            Thread {
+                sender.hold()
+                for i in 0..<200 { try? sender.send(WorkerMessage.task(task: UInt64(t), status: Int32(i)), id: UInt64(t * 1000 + i)) }
+                try? sender.release()
+                // Not holding any more: written at once.
+                try? sender.send(WorkerMessage.sessionWritable(session: UInt64(t)), id: UInt64(t * 1000 + 999))
+            }
+        }
+        threads.forEach { $0.start() }
+        var next = [Int](repeating: 0, count: 4)
+        for _ in 0..<(4 * 201) {
+            let (id, message) = try receiver.receive()
+            let t = Int(id / 1000), i = Int(id % 1000)
+            if i == 999 {
+                XCTAssertEqual(next[t], 200, "thread \(t)'s unheld frame came after all it held")
+                XCTAssertEqual(message, .sessionWritable(session: UInt64(t)))
+            } else {
+                XCTAssertEqual(i, next[t], "thread \(t)'s frames in order")
+                XCTAssertEqual(message, .task(task: UInt64(t), status: Int32(i)))
+                next[t] += 1
+            }
         }
     }
 

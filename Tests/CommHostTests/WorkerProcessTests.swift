@@ -63,11 +63,18 @@ final class WorkerProcessTests: XCTestCase {
         let worker = try WorkerPeer.spawn(library: try library(), test: self)
         _ = try worker.receive()
         let instance = try worker.start(comm: Self.comm)
-        // Data that is not a JSON object (the test, as host, did not check it): EJSON with the reason, nothing sent.
-        let bad = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo",}"#)))
+        // Data that is not a JSON object: EJSON with the reason, nothing sent.
+        let bad = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"send_bad"}"#)))
         let (_, reply) = try worker.receive()
         guard case .reply(COMMHOST_EJSON, .some(let reason), _, _) = reply else { return XCTFail("\(reply) for request \(bad)") }
         XCTAssertFalse(reason.isEmpty)
+        // The very bytes of the request handed back are not checked again:
+        // the host validated them when they arrived (and validates every send
+        // it is given). This test, as host, did not, so the broken data goes through.
+        let verbatim = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"echo",}"#)))
+        let (_, passed) = try worker.receive()
+        XCTAssertEqual(passed, .hostCall(during: verbatim, call: .pipelinedSend(comm: Self.comm.token, message: echoed(#"{"do":"echo",}"#))))
+        try worker.expectReply(verbatim, status: COMMHOST_OK)
 
         // Past the high-water mark: EAGAIN until the session's session_writable request.
         try worker.send(.sessionBlocked(session: Self.comm.session), id: 0)
@@ -404,7 +411,7 @@ final class WorkerPeer {
 
     /// Answers host call `id` with `status`.
     func answer(_ id: UInt64, status: Int32) throws {
-        try channel.send(.hostReply(status: status, value: 0, text: ""), id: id)
+        try channel.send(WorkerMessage.hostReply(status: status, value: 0, text: ""), id: id)
     }
 
     /// The next frame must be the reply to `request` with `status` (and `error` text, when given).

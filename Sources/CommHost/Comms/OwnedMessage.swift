@@ -85,6 +85,19 @@ enum MessageView {
         return withUnsafePointer(to: &message, body)
     }
 
+    /// Calls `body` with a message whose data, metadata and buffers point
+    /// at the given bytes, which stay where they are for the call.
+    static func with<R>(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, bufferSlices: UnsafeBufferPointer<commhost_bytes>,
+                        _ body: (UnsafePointer<commhost_message>) -> R) -> R {
+        var message = commhost_message()
+        message.struct_size = MemoryLayout<commhost_message>.size
+        message.data = slice(data)
+        message.metadata = slice(metadata)
+        message.buffers = bufferSlices.isEmpty ? nil : bufferSlices.baseAddress
+        message.buffer_count = bufferSlices.count
+        return withUnsafePointer(to: &message, body)
+    }
+
     private static func slice(_ bytes: UnsafeRawBufferPointer) -> commhost_str {
         if bytes.count == 0 {
             return commhost_str(ptr: UnsafeRawPointer(emptyObject.utf8Start).assumingMemoryBound(to: CChar.self), len: 2)

@@ -12,6 +12,11 @@ final class WorkerCallContext {
     var pipelined = false
     /// Text from `set_error` during the current callback.
     var errorText: String?
+    /// The data and metadata bytes of the pipelined message being served:
+    /// a send that hands back these very bytes (an echo) was validated by
+    /// the host when they arrived, and is not validated again here.
+    var requestData = UnsafeRawBufferPointer(start: nil, count: 0)
+    var requestMetadata = UnsafeRawBufferPointer(start: nil, count: 0)
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -34,17 +39,23 @@ final class WorkerCallContext {
     /// Runs `body` as the callback of request `id`: tagged with it, with no
     /// error text at the start; returns what `body` returned and the text
     /// the plugin set. Restores the previous tag afterwards.
-    static func serving<R>(_ id: UInt64, pipelined: Bool = false, _ body: () -> R) -> (result: R, errorText: String?) {
+    static func serving<R>(_ id: UInt64, pipelined: Bool = false, payload: PayloadView? = nil,
+                           _ body: () -> R) -> (result: R, errorText: String?) {
         let context = current
         let outerRequest = context.request, outerText = context.errorText, outerPipelined = context.pipelined
+        let outerData = context.requestData, outerMetadata = context.requestMetadata
         context.request = id
         context.errorText = nil
         context.pipelined = pipelined
+        context.requestData = payload?.data ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        context.requestMetadata = payload?.metadata ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let result = body()
         let text = context.errorText
         context.request = outerRequest
         context.errorText = outerText
         context.pipelined = outerPipelined
+        context.requestData = outerData
+        context.requestMetadata = outerMetadata
         return (result, text)
     }
 }

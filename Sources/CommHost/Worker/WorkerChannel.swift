@@ -9,19 +9,25 @@ import Glibc
 /// instead of one each. A thread that holds frames must flush them before
 /// it waits for anything the other side can only send after reading them.
 final class WorkerChannel: HeldFrames, @unchecked Sendable {
-    // @unchecked: `fd` is immutable; writes and `held` are guarded by
-    // `writeLock`; `buffer`, `start` and `end` are only touched by the one
-    // reading thread.
+    // @unchecked: `fd` and `heldKey` are immutable; `scratch`, `heldOwners`
+    // and the socket's write side are guarded by `writeLock`; a thread's
+    // held frames (its `heldKey` slot) are touched only by that thread
+    // (and written holding `writeLock`); `readBuffer`, `start` and `end`
+    // only by the one reading thread.
 
     /// The descriptor (a connected `AF_UNIX` `SOCK_STREAM` socket).
     let fd: Int32
     /// The largest frame body accepted: a peer that sends more is broken.
     let maxFrameBytes: Int
     private let writeLock = ConditionLock()
-    private var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    /// Where a frame sent without holding is encoded before it is written.
+    private let scratch = FrameBuffer()
+    /// Each thread's held frames, in a slot of its own (`nil`: not holding).
+    private let heldKey: pthread_key_t
+    /// Every thread's held frames, kept (and freed) with the channel.
+    private var heldOwners: [Held] = []
+    private let readBuffer = FrameBuffer(capacity: 64 << 10)
     private var start = 0, end = 0
-    /// What each thread holding its frames holds, by thread.
-    private var held: [UInt: [UInt8]] = [:]
     /// Held bytes past which they are written at once.
     private static let heldLimit = 256 << 10
 
@@ -46,48 +52,79 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     init(fd: Int32, maxFrameBytes: Int) {
         self.fd = fd
         self.maxFrameBytes = maxFrameBytes
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        heldKey = key
     }
 
-    /// Sends one message (held back when this thread holds its frames).
+    deinit {
+        pthread_key_delete(heldKey)
+    }
+
+    /// Sends one frame (held back when this thread holds its frames).
     /// Throws when the peer is gone.
-    func send(_ message: WorkerMessage, id: UInt64) throws(Failure) {
-        let frame = WorkerCodec.encode(message, id: id)
-        let me = Self.thisThread
-        writeLock.lock()
-        defer { writeLock.unlock() }
-        if held[me] != nil {
-            held[me]!.append(contentsOf: frame)
-            if held[me]!.count >= Self.heldLimit { try writeHeld(me) }
+    func send(_ frame: some WorkerFrame, id: UInt64) throws(Failure) {
+        if let held = heldFrames {
+            WorkerCodec.append(frame, id: id, into: held.buffer)
+            if held.buffer.count >= Self.heldLimit { try flushHeld() }
             return
         }
-        try write(frame)
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        scratch.removeAll()
+        WorkerCodec.append(frame, id: id, into: scratch)
+        try write(scratch.bytes)
+    }
+
+    /// This thread's held frames, or nil when it does not hold them.
+    private final class Held {
+        let buffer = FrameBuffer()
+        var holding = false
+    }
+
+    private var heldFrames: Held? {
+        guard let slot = pthread_getspecific(heldKey) else { return nil }
+        let held = Unmanaged<Held>.fromOpaque(slot).takeUnretainedValue()
+        return held.holding ? held : nil
     }
 
     /// From now on this thread's frames are held back until `flushHeld` or
     /// `release`. Each thread holds its own; they are written whole, so
     /// frames of different threads never mix.
     func hold() {
-        let me = Self.thisThread
-        writeLock.withLock {
-            if held[me] == nil { held[me] = [] }
+        if let slot = pthread_getspecific(heldKey) {
+            Unmanaged<Held>.fromOpaque(slot).takeUnretainedValue().holding = true
+            return
         }
+        let held = Held()
+        held.holding = true
+        // The channel keeps every thread's buffer (the slot does not retain it).
+        writeLock.withLock { heldOwners.append(held) }
+        pthread_setspecific(heldKey, Unmanaged.passUnretained(held).toOpaque())
     }
 
     /// Writes what this thread holds (it goes on holding).
     func flushHeld() throws(Failure) {
-        let me = Self.thisThread
+        guard let held = heldFrames, !held.buffer.isEmpty else { return }
         writeLock.lock()
-        defer { writeLock.unlock() }
-        try writeHeld(me)
+        defer {
+            held.buffer.removeAll()
+            writeLock.unlock()
+        }
+        try write(held.buffer.bytes)
     }
 
     /// Writes what this thread holds and stops holding.
     func release() throws(Failure) {
-        let me = Self.thisThread
+        guard let held = heldFrames else { return }
+        held.holding = false
+        guard !held.buffer.isEmpty else { return }
         writeLock.lock()
-        defer { writeLock.unlock() }
-        guard let frames = held.removeValue(forKey: me), !frames.isEmpty else { return }
-        try write(frames)
+        defer {
+            held.buffer.removeAll()
+            writeLock.unlock()
+        }
+        try write(held.buffer.bytes)
     }
 
     /// `release`, for `CallContext`; a peer that is gone is seen by the reader.
@@ -95,20 +132,11 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
         try? release()
     }
 
-    private static var thisThread: UInt { UInt(bitPattern: Int(bitPattern: pthread_self())) }
-
-    /// Writes what `thread` holds; call holding `writeLock`.
-    private func writeHeld(_ thread: UInt) throws(Failure) {
-        guard let frames = held[thread], !frames.isEmpty else { return }
-        held[thread]!.removeAll(keepingCapacity: true)
-        try write(frames)
-    }
-
     /// Call holding `writeLock`.
-    private func write(_ frame: [UInt8]) throws(Failure) {
+    private func write(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
         var offset = 0
-        while offset < frame.count {
-            let n = frame.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, frame.count - offset, Int32(MSG_NOSIGNAL)) }
+        while offset < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw errno == EPIPE || errno == ECONNRESET ? .closed : .system("send", errno)
@@ -119,21 +147,25 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
 
     /// Reads the next message; blocks until one is whole. Only one thread may call it.
     func receive() throws(Failure) -> (id: UInt64, message: WorkerMessage) {
-        try fill(4)
-        let length = buffer.withUnsafeBytes { raw in (0..<4).reduce(0) { $0 | Int(raw[start + $1]) << (8 * $1) } }
-        start += 4
-        guard length >= 9, length <= maxFrameBytes else { throw .malformed("frame length \(length) is outside 9...\(maxFrameBytes)") }
-        try fill(length)
-        let bodyStart = start
-        start += length
-        // Decoded where it lies in the read buffer: no copy of the frame first.
-        let decoded = buffer.withUnsafeBytes { raw in
-            Result { () throws(WorkerCodec.Malformed) in try WorkerCodec.decode(UnsafeRawBufferPointer(rebasing: raw[bodyStart..<(bodyStart + length)])) }
-        }
-        switch decoded {
+        let body = try receiveBody()
+        switch Result(catching: { () throws(WorkerCodec.Malformed) in try WorkerCodec.decode(body) }) {
         case .success(let frame): return frame
         case .failure(let error): throw .malformed(error.description)
         }
+    }
+
+    /// Reads the next frame and returns its body (what follows the length
+    /// prefix) where it lies in the read buffer: valid until the next
+    /// `receive` or `receiveBody`. Only one thread may call it.
+    func receiveBody() throws(Failure) -> UnsafeRawBufferPointer {
+        try fill(4)
+        let length = Int(UInt32(littleEndian: readBuffer.base.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
+        start += 4
+        guard length >= 9, length <= maxFrameBytes else { throw .malformed("frame length \(length) is outside 9...\(maxFrameBytes)") }
+        try fill(length)
+        let body = UnsafeRawBufferPointer(start: readBuffer.base + start, count: length)
+        start += length
+        return body
     }
 
     /// Shuts both directions down, waking a blocked reader.
@@ -145,22 +177,24 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     private func fill(_ count: Int) throws(Failure) {
         while end - start < count {
             if start > 0 {
-                buffer.withUnsafeMutableBytes { raw in
-                    if end > start { raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: end - start) }
-                }
+                if end > start { readBuffer.base.copyMemory(from: readBuffer.base + start, byteCount: end - start) }
                 end -= start
                 start = 0
+                readBuffer.removeAll()
+                readBuffer.commit(end)
             }
-            if buffer.count - end < count - (end - start) || buffer.count == end {
-                buffer.append(contentsOf: [UInt8](repeating: 0, count: max(count, buffer.count)))
+            if readBuffer.capacity - end < count || readBuffer.capacity == end {
+                _ = readBuffer.reserve(max(count, readBuffer.capacity))
             }
-            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress! + end, raw.count - end) }
+            let n = Glibc.read(fd, readBuffer.base + end, readBuffer.capacity - end)
             if n == 0 { throw .closed }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw errno == ECONNRESET ? .closed : .system("read", errno)
             }
             end += n
+            readBuffer.removeAll()
+            readBuffer.commit(end)
         }
     }
 }

@@ -1,3 +1,5 @@
+import CommPluginAPI
+
 /// Encodes and decodes `WorkerMessage` frames (the layout is described on
 /// `WorkerMessage`). Decoding checks every length against what is left, so
 /// a truncated or garbled frame is an error, never an out-of-bounds read.
@@ -15,50 +17,22 @@ enum WorkerCodec {
 
     /// The frame for `message` with request id `id`, length prefix included.
     static func encode(_ message: WorkerMessage, id: UInt64) -> [UInt8] {
-        var w = Writer()
-        w.u32(0)
-        switch message {
-        case .hello(let d):
-            w.kind(.hello, id)
-            w.text(d.name); w.text(d.version); w.u16(d.abiMajor); w.u16(d.abiMinor); w.u32(d.flags); w.u32(d.libraryCallbacks)
-            w.u32(UInt32(d.handlers.count))
-            for handler in d.handlers { w.text(handler.name); w.u32(handler.callbacks) }
-        case .refusal(let reason):
-            w.kind(.refusal, id); w.text(reason)
-        case .initialize(let config):
-            w.kind(.initialize, id); w.bytes(config)
-        case .open(let handler, let comm, let message):
-            w.kind(.open, id); w.u32(handler); w.comm(comm); w.payload(message)
-        case .message(let handler, let instance, let comm, let message):
-            w.kind(.message, id); w.u32(handler); w.u64(instance); w.u64(comm); w.payload(message)
-        case .close(let handler, let instance, let comm, let message, let cause):
-            w.kind(.close, id); w.u32(handler); w.u64(instance); w.u64(comm); w.payload(message); w.i32(cause)
-        case .snapshot(let handler, let instance, let comm):
-            w.kind(.snapshot, id); w.u32(handler); w.u64(instance); w.u64(comm)
-        case .restore(let handler, let comm, let fromVersion, let state):
-            w.kind(.restore, id); w.u32(handler); w.comm(comm); w.text(fromVersion); w.bytes(state)
-        case .sessionStart(let session, let sessionID, let cause):
-            w.kind(.sessionStart, id); w.u64(session); w.text(sessionID); w.i32(cause)
-        case .sessionEnd(let session, let cause):
-            w.kind(.sessionEnd, id); w.u64(session); w.i32(cause)
-        case .sessionWritable(let session):
-            w.kind(.sessionWritable, id); w.u64(session)
-        case .task(let task, let status):
-            w.kind(.task, id); w.u64(task); w.i32(status)
-        case .deinitialize:
-            w.kind(.deinitialize, id)
-        case .sessionBlocked(let session):
-            w.kind(.sessionBlocked, id); w.u64(session)
-        case .reply(let status, let error, let value, let bytes):
-            w.kind(.reply, id); w.i32(status); w.u8(error == nil ? 0 : 1); w.text(error ?? ""); w.u64(value); w.bytes(bytes)
-        case .hostCall(let during, let call):
-            w.kind(.hostCall, id); w.u64(during); w.call(call)
-        case .hostReply(let status, let value, let text):
-            w.kind(.hostReply, id); w.i32(status); w.u64(value); w.text(text)
-        }
-        let length = UInt32(w.bytes.count - 4)
-        for i in 0..<4 { w.bytes[i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
-        return w.bytes
+        let buffer = FrameBuffer(capacity: 256)
+        append(message, id: id, into: buffer)
+        return Array(buffer.bytes)
+    }
+
+    /// Appends the frame for `frame` with request id `id`, length prefix
+    /// included, to `buffer`: its size is counted first, then every field is
+    /// written in place, so a frame costs no allocation of its own.
+    static func append(_ frame: some WorkerFrame, id: UInt64, into buffer: FrameBuffer) {
+        var counter = SizeCounter()
+        frame.write(id: id, to: &counter)
+        let start = buffer.reserve(4 + counter.count)
+        var writer = RawWriter(cursor: start)
+        writer.u32(UInt32(counter.count))
+        frame.write(id: id, to: &writer)
+        buffer.commit(4 + counter.count)
     }
 
     /// Decodes one frame's body (what follows the length prefix).
@@ -101,51 +75,34 @@ enum WorkerCodec {
         return (id, message)
     }
 
-    private enum CallKind: UInt8 {
-        case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel, pipelinedSend
+    /// Decodes a `message` request's body (the frame's kind is `message`)
+    /// without copying: the payload borrows `body`.
+    static func decodeMessageRequest(_ body: UnsafeRawBufferPointer) throws(Malformed)
+        -> (id: UInt64, handler: UInt32, instance: UInt64, comm: UInt64, payload: PayloadView) {
+        var r = Reader(body)
+        guard try r.u8() == Kind.message.rawValue else { throw Malformed(description: "not a message request") }
+        let id = try r.u64(), handler = try r.u32(), instance = try r.u64(), comm = try r.u64(), payload = try r.payloadView()
+        guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a message frame") }
+        return (id, handler, instance, comm, payload)
     }
 
-    private struct Writer {
-        var bytes: [UInt8] = []
-        mutating func u8(_ v: UInt8) { bytes.append(v) }
-        mutating func u16(_ v: UInt16) { integer(v) }
-        mutating func u32(_ v: UInt32) { integer(v) }
-        mutating func u64(_ v: UInt64) { integer(v) }
-        /// Little-endian, in one append.
-        mutating func integer<T: FixedWidthInteger>(_ v: T) {
-            withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
-        }
-        mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
-        mutating func kind(_ k: Kind, _ id: UInt64) { u8(k.rawValue); u64(id) }
-        mutating func bytes(_ v: [UInt8]) { u32(UInt32(v.count)); bytes.append(contentsOf: v) }
-        mutating func text(_ v: String) { bytes(Array(v.utf8)) }
-        mutating func payload(_ p: WorkerPayload) {
-            bytes(p.data); bytes(p.metadata); u32(UInt32(p.buffers.count))
-            for buffer in p.buffers { bytes(buffer) }
-        }
-        mutating func optionalPayload(_ p: WorkerPayload?) {
-            u8(p == nil ? 0 : 1)
-            if let p { payload(p) }
-        }
-        mutating func comm(_ c: WorkerComm) { u64(c.token); text(c.id); text(c.targetName); u64(c.session); text(c.sessionID) }
-        mutating func call(_ call: WorkerHostCall) {
-            switch call {
-            case .log(let level, let text): u8(CallKind.log.rawValue); i32(level); self.text(text)
-            case .send(let comm, let message): u8(CallKind.send.rawValue); u64(comm); optionalPayload(message)
-            case .close(let comm, let message): u8(CallKind.close.rawValue); u64(comm); optionalPayload(message)
-            case .open(let session, let handler, let target, let commID, let message, let instance, let wantsReference):
-                u8(CallKind.open.rawValue); u64(session); text(handler); text(target); text(commID); optionalPayload(message)
-                u64(instance); u8(wantsReference ? 1 : 0)
-            case .retainComm(let t): u8(CallKind.retainComm.rawValue); u64(t)
-            case .releaseComm(let t): u8(CallKind.releaseComm.rawValue); u64(t)
-            case .retainSession(let t): u8(CallKind.retainSession.rawValue); u64(t)
-            case .releaseSession(let t): u8(CallKind.releaseSession.rawValue); u64(t)
-            case .schedule(let session, let comm, let delay, let period, let task):
-                u8(CallKind.schedule.rawValue); u64(session); u64(comm); u64(delay); u8(period == nil ? 0 : 1); u64(period ?? 0); u64(task)
-            case .timerCancel(let t): u8(CallKind.timerCancel.rawValue); u64(t)
-            case .pipelinedSend(let comm, let message): u8(CallKind.pipelinedSend.rawValue); u64(comm); optionalPayload(message)
-            }
-        }
+    /// Decodes a `hostCall` carrying a `pipelinedSend` without copying (the
+    /// payload borrows `body`); nil when the body is any other frame.
+    static func decodePipelinedSend(_ body: UnsafeRawBufferPointer) throws(Malformed)
+        -> (id: UInt64, during: UInt64, comm: UInt64, payload: PayloadView?)? {
+        guard body.count > 17, body[0] == Kind.hostCall.rawValue, body[17] == CallKind.pipelinedSend.rawValue else { return nil }
+        var r = Reader(body)
+        _ = try r.u8()
+        let id = try r.u64(), during = try r.u64()
+        _ = try r.u8()
+        let comm = try r.u64()
+        let payload = try r.u8() == 0 ? nil : try r.payloadView()
+        guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a hostCall frame") }
+        return (id, during, comm, payload)
+    }
+
+    enum CallKind: UInt8 {
+        case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel, pipelinedSend
     }
 
     private struct Reader {
@@ -155,14 +112,18 @@ enum WorkerCodec {
         var remaining: Int { base.count - offset }
         var isAtEnd: Bool { offset == base.count }
 
+        @inline(__always)
         mutating func take(_ n: Int) throws(Malformed) -> UnsafeRawBufferPointer {
             guard n >= 0, n <= remaining else { throw Malformed(description: "frame ends \(n - remaining) bytes early at offset \(offset)") }
             defer { offset += n }
-            return UnsafeRawBufferPointer(rebasing: base[offset..<(offset + n)])
+            return UnsafeRawBufferPointer(start: base.baseAddress.map { $0 + offset }, count: n)
         }
+        @inline(__always)
         mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(Malformed) -> T {
-            let raw = try take(MemoryLayout<T>.size)
-            return T(littleEndian: raw.loadUnaligned(as: T.self))
+            let size = MemoryLayout<T>.size
+            guard size <= remaining else { throw Malformed(description: "frame ends \(size - remaining) bytes early at offset \(offset)") }
+            defer { offset += size }
+            return T(littleEndian: base.baseAddress!.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
         mutating func u8() throws(Malformed) -> UInt8 { try integer(UInt8.self) }
         mutating func u16() throws(Malformed) -> UInt16 { try integer(UInt16.self) }
@@ -170,6 +131,8 @@ enum WorkerCodec {
         mutating func u64() throws(Malformed) -> UInt64 { try integer(UInt64.self) }
         mutating func i32() throws(Malformed) -> Int32 { Int32(bitPattern: try u32()) }
         mutating func bytes() throws(Malformed) -> [UInt8] { Array(try take(Int(try u32()))) }
+        /// Borrowed: valid as long as the frame's bytes.
+        mutating func bytesView() throws(Malformed) -> UnsafeRawBufferPointer { try take(Int(try u32())) }
         mutating func text() throws(Malformed) -> String {
             let raw = try take(Int(try u32()))
             guard let text = String(validating: raw, as: UTF8.self) else { throw Malformed(description: "text at offset \(offset) is not UTF-8") }
@@ -188,6 +151,19 @@ enum WorkerCodec {
             buffers.reserveCapacity(n)
             for _ in 0..<n { buffers.append(try bytes()) }
             return WorkerPayload(data: data, metadata: metadata, buffers: buffers)
+        }
+        mutating func payloadView() throws(Malformed) -> PayloadView {
+            let data = try bytesView(), metadata = try bytesView()
+            let n = try count(minimumEach: 4)
+            var buffers: [commhost_bytes] = []
+            if n > 0 {
+                buffers.reserveCapacity(n)
+                for _ in 0..<n {
+                    let bytes = try bytesView()
+                    buffers.append(commhost_bytes(ptr: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), len: bytes.count))
+                }
+            }
+            return PayloadView(data: data, metadata: metadata, buffers: buffers)
         }
         mutating func optionalPayload() throws(Malformed) -> WorkerPayload? {
             try u8() == 0 ? nil : try payload()

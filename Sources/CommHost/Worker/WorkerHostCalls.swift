@@ -42,7 +42,7 @@ final class WorkerHostCalls: @unchecked Sendable {
         }
         guard let id else { return .closed }
         do {
-            try channel.send(.hostCall(during: during, call: call), id: id)
+            try channel.send(WorkerMessage.hostCall(during: during, call: call), id: id)
             // The host answers only what it has read.
             try channel.flushHeld()
         } catch {
@@ -74,7 +74,20 @@ final class WorkerHostCalls: @unchecked Sendable {
             return nextID
         }
         guard let id else { return }
-        try? channel.send(.hostCall(during: during, call: call), id: id)
+        try? channel.send(WorkerMessage.hostCall(during: during, call: call), id: id)
+    }
+
+    /// Sends a `send` answered in the worker under a pipelined request
+    /// (`pipelinedSend`), encoded from the plugin's borrowed message.
+    func notifyPipelinedSend(comm: UInt64, payload: PayloadView?) {
+        let during = WorkerCallContext.current.request
+        let id: UInt64? = lock.withLock {
+            guard !closed else { return nil }
+            defer { nextID += 1 }
+            return nextID
+        }
+        guard let id else { return }
+        try? channel.send(PipelinedSendFrame(during: during, comm: comm, payload: payload), id: id)
     }
 
     /// The reader got the host's reply to call `id`; one nobody waits for is dropped.

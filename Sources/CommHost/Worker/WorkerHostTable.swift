@@ -25,9 +25,10 @@ enum WorkerHostTable {
         }
         host.send = { host, comm, message in
             guard let server = WorkerHostTable.serving(host) else { return COMMHOST_EINVAL }
-            guard case .valid(let payload) = WorkerHostTable.outgoing(message) else { return COMMHOST_EINVAL }
+            guard WorkerHostTable.isWellFormed(message) else { return COMMHOST_EINVAL }
             let token = WorkerServer.token(comm)
-            if WorkerCallContext.current.pipelined, let status = WorkerHostTable.answerSend(server, token, payload) { return status }
+            if WorkerCallContext.current.pipelined, let status = WorkerHostTable.answerSend(server, token, message) { return status }
+            guard case .valid(let payload) = WorkerHostTable.outgoing(message) else { return COMMHOST_EINVAL }
             return WorkerHostTable.forward(server, .send(comm: token, message: payload)).status
         }
         host.close = { host, comm, message in
@@ -150,25 +151,35 @@ enum WorkerHostTable {
     /// the frame dropped: a close the worker had not heard of yet, a frame
     /// past max_frame_bytes). Nil for a comm the worker does not know: only
     /// the host can answer, so the send is forwarded and waited for.
-    private static func answerSend(_ server: WorkerServer, _ token: UInt64, _ payload: WorkerPayload?) -> commhost_status? {
+    private static func answerSend(_ server: WorkerServer, _ token: UInt64, _ message: UnsafePointer<commhost_message>?) -> commhost_status? {
         switch server.handles.sendCheck(token) {
         case .unknown: return nil
         case .closed: return COMMHOST_ECLOSED
         case .blocked: return COMMHOST_EAGAIN
         case .open: break
         }
+        // Borrowed: encoded into the held frames before send returns.
+        let payload = message.map(PayloadView.init)
         if let payload {
-            for json in [payload.data, payload.metadata] where !json.isEmpty {
-                do {
-                    try json.withUnsafeBytes { try JSONValidator.validateObject($0, maxDepth: WireLimits().maxDepth) }
-                } catch {
-                    WorkerCallContext.current.errorText = "\(error)"
-                    return COMMHOST_EJSON
-                }
+            let context = WorkerCallContext.current
+            do {
+                try validate(payload.data, unless: context.requestData)
+                try validate(payload.metadata, unless: context.requestMetadata)
+            } catch {
+                context.errorText = "\(error)"
+                return COMMHOST_EJSON
             }
         }
-        server.hostCalls.notify(.pipelinedSend(comm: token, message: payload))
+        server.hostCalls.notifyPipelinedSend(comm: token, payload: payload)
         return COMMHOST_OK
+    }
+
+    /// Validates `json` as a JSON object, unless it is empty (`{}`) or the
+    /// very bytes of `request` (the message being handled, which the host
+    /// validated when it arrived).
+    private static func validate(_ json: UnsafeRawBufferPointer, unless request: UnsafeRawBufferPointer) throws(WireError) {
+        guard !json.isEmpty, json.baseAddress != request.baseAddress || json.count != request.count else { return }
+        try JSONValidator.validateObject(json, maxDepth: WireLimits().maxDepth)
     }
 
     /// A message the plugin hands the host: absent (NULL), or copied.
@@ -183,15 +194,24 @@ enum WorkerHostTable {
     /// limits) on the bytes.
     private static func outgoing(_ message: UnsafePointer<commhost_message>?) -> Outgoing {
         guard let message else { return .valid(nil) }
-        let m = ABIStruct.message(message)
-        guard m.struct_size >= Session.messageSize1_0 else { return .invalid }
-        guard m.data.len == 0 || m.data.ptr != nil, m.metadata.len == 0 || m.metadata.ptr != nil else { return .invalid }
-        if m.buffer_count > 0 {
-            guard let list = m.buffers else { return .invalid }
-            for i in 0..<m.buffer_count where list[i].len > 0 && list[i].ptr == nil { return .invalid }
-        }
+        guard isWellFormed(message) else { return .invalid }
         let owned = OwnedMessage(copying: message)
         return .valid(WorkerPayload(data: owned.data, metadata: owned.metadata, buffers: owned.buffers))
+    }
+
+    /// The checks the host makes on a message's pointers, which cannot
+    /// cross to it: at least the ABI 1.0 size, no NULL pointer with a
+    /// non-zero length. NULL (no message) is well formed.
+    private static func isWellFormed(_ message: UnsafePointer<commhost_message>?) -> Bool {
+        guard let message else { return true }
+        let m = ABIStruct.message(message)
+        guard m.struct_size >= Session.messageSize1_0 else { return false }
+        guard m.data.len == 0 || m.data.ptr != nil, m.metadata.len == 0 || m.metadata.ptr != nil else { return false }
+        if m.buffer_count > 0 {
+            guard let list = m.buffers else { return false }
+            for i in 0..<m.buffer_count where list[i].len > 0 && list[i].ptr == nil { return false }
+        }
+        return true
     }
 
     /// post and timer_start: registers the task, then asks the host to schedule it.

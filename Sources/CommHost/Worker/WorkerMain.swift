@@ -47,7 +47,7 @@ public enum WorkerMain {
 
         func refuse(_ reason: String) -> Int32 {
             // A host that is gone cannot be told; the status says it.
-            try? channel.send(.refusal(reason), id: 0)
+            try? channel.send(WorkerMessage.refusal(reason), id: 0)
             return 1
         }
         do {
@@ -63,7 +63,7 @@ public enum WorkerMain {
         }
         let server = WorkerServer(channel: channel, library: library, logger: logger)
         do {
-            try channel.send(.hello(library.descriptor), id: 0)
+            try channel.send(WorkerMessage.hello(library.descriptor), id: 0)
         } catch {
             return 0
         }

@@ -58,6 +58,9 @@ final class WorkerProcess: @unchecked Sendable {
     /// and under a request whose caller is no longer waiting. Set before the
     /// reader starts; returns the `hostReply`.
     var executeHostCall: (@Sendable (WorkerHostCall) -> WorkerMessage)?
+    /// Runs a `pipelinedSend` the worker answered (no reply), with the
+    /// message borrowed from the read buffer; set with `executeHostCall`.
+    var executePipelinedSend: (@Sendable (_ comm: UInt64, _ payload: PayloadView?) -> Void)?
     /// The served library's name, for the text of calls the death ends. Set before the reader starts.
     var libraryName = ""
     /// Called once, on the reader thread, when the worker has died.
@@ -234,7 +237,7 @@ final class WorkerProcess: @unchecked Sendable {
     /// under it run there with it. Waits only while `WorkerPipeline.capacity`
     /// requests are in flight. False when the worker died (or was killed for
     /// missing the deadline) before it could be sent.
-    func pipeline(_ message: WorkerMessage, what: WorkerCallback, call: PipelinedCall) -> Bool {
+    func pipeline(_ message: some WorkerFrame, what: WorkerCallback, call: PipelinedCall) -> Bool {
         guard awaitPipeline(untilFewerThan: WorkerPipeline.capacity) else { return false }
         let id = state.withLock { state -> UInt64? in
             guard state.death == nil else { return nil }
@@ -300,9 +303,14 @@ final class WorkerProcess: @unchecked Sendable {
 
     private func readLoop() {
         while true {
+            let body: UnsafeRawBufferPointer
             let frame: (id: UInt64, message: WorkerMessage)
             do {
-                frame = try channel.receive()
+                body = try channel.receiveBody()
+                // The sends a worker answered, the most frequent frame, are
+                // run on the bytes where they lie: no copy of the message.
+                if let send = try WorkerCodec.decodePipelinedSend(body), runPipelinedSend(send.during, send.comm, send.payload) { continue }
+                frame = try WorkerCodec.decode(body)
             } catch {
                 break
             }
@@ -359,6 +367,26 @@ final class WorkerProcess: @unchecked Sendable {
         }
         close(channel.fd)
         onDeath?(reason)
+    }
+
+    /// Runs a `pipelinedSend` under the pipelined call it belongs to, as
+    /// the `hostCall` case of `readLoop` would; false (nothing done) when a
+    /// thread waits on the request it names, which then gets it through the
+    /// general path.
+    private func runPipelinedSend(_ during: UInt64, _ comm: UInt64, _ payload: PayloadView?) -> Bool {
+        guard let execute = executePipelinedSend else { return true }
+        if during != 0 {
+            if state.withLock({ $0.waiting[during] }) != nil { return false }
+            if let pipelined = pipeline.call(for: during) {
+                let context = CallContext.current
+                context.pipelinedCall = pipelined
+                pipelined.delivering { execute(comm, payload) }
+                context.pipelinedCall = nil
+                return true
+            }
+        }
+        execute(comm, payload)
+        return true
     }
 
     /// The limit a death by `signal` most likely met, named for the log.

@@ -27,6 +27,7 @@ final class WorkerProxy: @unchecked Sendable {
         descriptor = buildDescriptor()
         process.libraryName = remote.name
         process.executeHostCall = { [unowned self] call in self.execute(call) }
+        process.executePipelinedSend = { [unowned self] comm, payload in self.executePipelinedSend(comm: comm, payload) }
     }
 
     // MARK: Requests
@@ -46,7 +47,7 @@ final class WorkerProxy: @unchecked Sendable {
     /// Sends a comm_msg request without waiting (`WorkerProcess.pipeline`);
     /// `call` ends when the worker answers. EFAIL (with the error text) when
     /// the worker is gone.
-    fileprivate func pipeline(_ message: WorkerMessage, what: WorkerCallback, call: PipelinedCall) -> commhost_status {
+    fileprivate func pipeline(_ message: some WorkerFrame, what: WorkerCallback, call: PipelinedCall) -> commhost_status {
         guard process.pipeline(message, what: what, call: call) else {
             setError("handler crashed: the worker serving library \(remote.name) ended (\(process.deathReason ?? "it died"))")
             return COMMHOST_EFAIL
@@ -89,28 +90,14 @@ final class WorkerProxy: @unchecked Sendable {
         case .send(let comm, let message):
             return reply(Self.withMessage(message) { api.send(host, Self.handle(comm), $0) })
         case .pipelinedSend(let comm, let message):
-            // The worker has answered OK already: the session admits it past
-            // the high-water mark, and then the worker must stop saying OK.
-            let context = CallContext.current
-            context.sendAlreadyAnswered = true
-            context.errorText = nil
-            let status = Self.withMessage(message) { api.send(host, Self.handle(comm), $0) }
-            context.sendAlreadyAnswered = false
-            if context.admittedPastMark {
-                context.admittedPastMark = false
-                let session = api.comm_session(host, Self.handle(comm))
-                try? process.channel.send(.sessionBlocked(session: Self.token(session)), id: 0)
+            if let message {
+                OwnedMessage(data: message.data, metadata: message.metadata, buffers: message.buffers).withMessage {
+                    executePipelinedSend(comm: comm, PayloadView($0))
+                }
+            } else {
+                executePipelinedSend(comm: comm, nil)
             }
-            if status != COMMHOST_OK {
-                // ECLOSED: the comm closed on the host's side while the worker
-                // had not heard yet, as a send racing a close does in-process.
-                let logger = HostAPI.logger.withLock { $0 }
-                logger.log(status == COMMHOST_ECLOSED ? .debug : .warning,
-                           "a send the worker answered under a pipelined comm_msg was refused by the host; dropped",
-                           [("plugin", .string(remote.name)), ("status", .string(PluginCallError.name(of: status))),
-                            ("error", .string(context.errorText ?? ""))])
-            }
-            return reply(status)
+            return reply(COMMHOST_OK)
         case .close(let comm, let message):
             return reply(Self.withMessage(message) { api.close(host, Self.handle(comm), $0) })
         case .open(let session, let handler, let target, let commID, let message, let instance, let wantsReference):
@@ -146,6 +133,33 @@ final class WorkerProxy: @unchecked Sendable {
             return reply(status, timer)
         case .timerCancel(let timer):
             return reply(api.timer_cancel(host, timer))
+        }
+    }
+
+    /// Runs a `send` the worker answered OK already (`pipelinedSend`):
+    /// the session admits it past the high-water mark, and then the worker
+    /// must stop saying OK. Nothing is replied.
+    private func executePipelinedSend(comm: UInt64, _ payload: PayloadView?) {
+        guard let host else { return }
+        let api = host.pointee
+        let context = CallContext.current
+        context.sendAlreadyAnswered = true
+        context.errorText = nil
+        let status = payload.map { $0.withMessage { api.send(host, Self.handle(comm), $0) } } ?? api.send(host, Self.handle(comm), nil)
+        context.sendAlreadyAnswered = false
+        if context.admittedPastMark {
+            context.admittedPastMark = false
+            let session = api.comm_session(host, Self.handle(comm))
+            try? process.channel.send(WorkerMessage.sessionBlocked(session: Self.token(session)), id: 0)
+        }
+        if status != COMMHOST_OK {
+            // ECLOSED: the comm closed on the host's side while the worker
+            // had not heard yet, as a send racing a close does in-process.
+            let logger = HostAPI.logger.withLock { $0 }
+            logger.log(status == COMMHOST_ECLOSED ? .debug : .warning,
+                       "a send the worker answered under a pipelined comm_msg was refused by the host; dropped",
+                       [("plugin", .string(remote.name)), ("status", .string(PluginCallError.name(of: status))),
+                        ("error", .string(context.errorText ?? ""))])
         }
     }
 
@@ -311,16 +325,20 @@ private let proxyMessage: @convention(c) (UnsafePointer<commhost_handler>?, Unsa
                                           UnsafePointer<commhost_message>?) -> commhost_status = {
     handler, instance, comm, message in
     let box = box(handler)
-    let request = WorkerMessage.message(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
-                                        message: WorkerProxy.payload(message))
     let what = WorkerCallback(name: "comm_msg", comm: WorkerProxy.token(comm))
     // The session offers a pipelined call when it can go on without the
-    // outcome (it reports a failure when the reply comes).
+    // outcome (it reports a failure when the reply comes). Its request is
+    // encoded from the host's message as it lies: no copy first.
     let context = CallContext.current
     if let call = context.pipelineOffer {
         context.pipelineOffer = nil
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        let request = MessageRequestFrame(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
+                                          payload: message.map(PayloadView.init) ?? PayloadView(data: empty, metadata: empty))
         return box.proxy.pipeline(request, what: what, call: call)
     }
+    let request = WorkerMessage.message(handler: box.index, instance: instanceValue(instance), comm: WorkerProxy.token(comm),
+                                        message: WorkerProxy.payload(message))
     return box.proxy.call(request, what: what)?.status ?? COMMHOST_EFAIL
 }
 

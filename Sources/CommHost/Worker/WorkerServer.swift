@@ -24,10 +24,11 @@ final class WorkerServer: @unchecked Sendable {
     let logger: Logger
     /// The forwarding table given to the plugin's init (made once, never freed).
     private(set) var hostTable: UnsafePointer<commhost_host>!
-    /// Pipelined `message` requests not yet run, in the order they came;
-    /// one thread (started on first use) runs them.
+    /// Pipelined `message` requests not yet run, in the order they came
+    /// (each frame body after its `UInt32` length); one thread (started on
+    /// first use) runs them. Guarded by `pipeline`.
     private let pipeline = ConditionLock()
-    private var pipelined: [(UInt64, WorkerMessage)] = []
+    private var pending = FrameBuffer(capacity: 64 << 10)
     private var pipelineStarted = false
 
     init(channel: WorkerChannel, library: WorkerLibrary, logger: Logger) {
@@ -44,15 +45,29 @@ final class WorkerServer: @unchecked Sendable {
     func serve() -> Int32 {
         defer { hostCalls.closeAll() }
         while true {
-            let id: UInt64, message: WorkerMessage
+            let body: UnsafeRawBufferPointer
             do {
-                (id, message) = try channel.receive()
+                body = try channel.receiveBody()
             } catch .closed {
                 return 0
             } catch {
-                logger.error("worker stops: the host's frames cannot be read", [("library", .string(library.name)),
-                                                                                ("reason", .string(error.description))])
-                return 1
+                return unreadable(error.description)
+            }
+            if body.first == WorkerCodec.Kind.message.rawValue {
+                // Checked here, decoded again (borrowing the queue's bytes) by the pipeline thread.
+                do {
+                    _ = try WorkerCodec.decodeMessageRequest(body)
+                } catch {
+                    return unreadable("malformed frame: \(error.description)")
+                }
+                enqueuePipelined(body)
+                continue
+            }
+            let id: UInt64, message: WorkerMessage
+            do {
+                (id, message) = try WorkerCodec.decode(body)
+            } catch {
+                return unreadable("malformed frame: \(error.description)")
             }
             switch message {
             case .hostReply(let status, let value, let text):
@@ -64,18 +79,28 @@ final class WorkerServer: @unchecked Sendable {
             case .sessionBlocked(let session):
                 handles.setSessionBlocked(session, true)
             case .message:
-                enqueuePipelined(id, message)
+                // Taken above, before decoding.
+                return unreadable("a message request reached the decoder")
             default:
                 DispatchQueue.global().async { self.serveRequest(id, message) }
             }
         }
     }
 
-    private func enqueuePipelined(_ id: UInt64, _ message: WorkerMessage) {
+    private func unreadable(_ reason: String) -> Int32 {
+        logger.error("worker stops: the host's frames cannot be read", [("library", .string(library.name)), ("reason", .string(reason))])
+        return 1
+    }
+
+    /// Queues a `message` request's frame body (copied into `pending`) for the pipeline thread.
+    private func enqueuePipelined(_ body: UnsafeRawBufferPointer) {
         pipeline.withLock {
-            pipelined.append((id, message))
+            let wasEmpty = pending.isEmpty
+            var length = UInt32(body.count).littleEndian
+            withUnsafeBytes(of: &length) { pending.append($0) }
+            pending.append(body)
             if pipelineStarted {
-                if pipelined.count == 1 { pipeline.broadcast() }
+                if wasEmpty { pipeline.broadcast() }
                 return
             }
             pipelineStarted = true
@@ -88,26 +113,48 @@ final class WorkerServer: @unchecked Sendable {
     /// The pipeline thread: runs what came since it last looked, in order,
     /// holding the frames they send (their sends and replies) and writing
     /// them together after that run, so a burst of messages costs few
-    /// system calls and no reply waits longer than its run.
+    /// system calls and no reply waits longer than its run. The requests
+    /// are decoded where they lie in the queue's bytes: the plugin reads
+    /// its message there, with no copy per message.
     private func runPipelined() {
+        var running = FrameBuffer(capacity: 64 << 10)
         pipeline.lock()
         while true {
-            while pipelined.isEmpty { pipeline.wait() }
-            let batch = pipelined
-            pipelined.removeAll(keepingCapacity: true)
+            while pending.isEmpty { pipeline.wait() }
+            swap(&pending, &running)
             pipeline.unlock()
             channel.hold()
-            for (id, message) in batch { serveRequest(id, message, pipelined: true) }
+            let bytes = running.bytes
+            var offset = 0
+            while offset < bytes.count {
+                let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)])
+                offset += 4 + length
+                // The reader decoded it once already; it cannot fail here.
+                guard let request = try? WorkerCodec.decodeMessageRequest(body) else { continue }
+                serveMessage(request)
+            }
+            running.removeAll()
             try? channel.release()
             pipeline.lock()
         }
     }
 
+    /// Runs one pipelined `message` request and sends its reply.
+    private func serveMessage(_ request: (id: UInt64, handler: UInt32, instance: UInt64, comm: UInt64, payload: PayloadView)) {
+        let (status, errorText) = WorkerCallContext.serving(request.id, pipelined: true, payload: request.payload) { () -> commhost_status in
+            guard let handler = handler(request.handler) else { return COMMHOST_EINVAL }
+            guard let messageFn = handler.message else { return COMMHOST_OK }
+            return request.payload.withMessage { messageFn(handler.raw, Self.pointer(request.instance), Self.handle(request.comm), $0) }
+        }
+        try? channel.send(WorkerMessage.reply(status: status, error: errorText, value: 0, bytes: []), id: request.id)
+    }
+
     /// Runs one request on this thread and sends its reply.
-    private func serveRequest(_ id: UInt64, _ message: WorkerMessage, pipelined: Bool = false) {
-        let (outcome, errorText) = WorkerCallContext.serving(id, pipelined: pipelined) { perform(message) }
+    private func serveRequest(_ id: UInt64, _ message: WorkerMessage) {
+        let (outcome, errorText) = WorkerCallContext.serving(id) { perform(message) }
         // A reply that cannot be sent means the host is gone; the reader sees that too.
-        try? channel.send(.reply(status: outcome.status, error: errorText, value: outcome.value, bytes: outcome.bytes), id: id)
+        try? channel.send(WorkerMessage.reply(status: outcome.status, error: errorText, value: outcome.value, bytes: outcome.bytes), id: id)
         if case .deinitialize = message {
             // The library is done: stop reading, so serve returns and the worker exits.
             channel.shutdownBoth()
@@ -140,12 +187,6 @@ final class WorkerServer: @unchecked Sendable {
             let status = Self.message(payload).withMessage { handler.open(handler.raw, state, Self.handle(comm.token), $0, &instance) }
             if status != COMMHOST_OK { handles.commClosed(comm.token) }
             return Outcome(status: status, value: Self.value(instance))
-
-        case .message(let index, let instance, let comm, let payload):
-            guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
-            guard let messageFn = handler.message else { return Outcome(status: COMMHOST_OK) }
-            let status = Self.message(payload).withMessage { messageFn(handler.raw, Self.pointer(instance), Self.handle(comm), $0) }
-            return Outcome(status: status)
 
         case .close(let index, let instance, let comm, let payload, let cause):
             guard let handler = handler(index) else { return Outcome(status: COMMHOST_EINVAL) }
@@ -217,8 +258,8 @@ final class WorkerServer: @unchecked Sendable {
             library.deinitFn?(state)
             return Outcome(status: COMMHOST_OK)
 
-        case .hello, .refusal, .reply, .hostCall, .hostReply, .sessionBlocked:
-            // The reader never hands these to a request thread.
+        case .message, .hello, .refusal, .reply, .hostCall, .hostReply, .sessionBlocked:
+            // The reader never hands these to a request thread (a message goes to `serveMessage`).
             return Outcome(status: COMMHOST_EINVAL)
         }
     }

@@ -2,6 +2,7 @@
  * worker: a C plugin for WorkerProcessTests, loaded in `commhost worker`.
  * Handler "worker" acts on the "do" word in a comm_msg's data:
  *   {"do":"echo"}        send the same data, metadata and buffers back
+ *   {"do":"send_bad"}    send data that is not JSON ({"bad":,}); return send's status
  *   {"do":"fail"}        set_error "worker failed on purpose", return COMMHOST_EFAIL
  *   {"do":"names"}       send {"comm_id":…,"target_name":…,"session_id":…,"session_data":B}
  *                        read through the host table (B: session_data is what
@@ -133,6 +134,8 @@ static commhost_status message(const commhost_handler *handler, void *instance, 
     char text[512];
     if (has(m, "\"echo\"")) {
         return host->send(host, comm, m);
+    } else if (has(m, "\"send_bad\"")) {
+        return send_text(comm, "{\"bad\":,}");
     } else if (has(m, "\"fail\"")) {
         host->set_error(host, str("worker failed on purpose"));
         return COMMHOST_EFAIL;
