@@ -832,6 +832,29 @@ public final class Session: @unchecked Sendable {
         handleBatch(directLimit: writer.limit, write: writer.write, body)
     }
 
+    /// Opens a delivery for a worker's reader (`PipelinedCall.beginDelivery`):
+    /// what is sent until `endDelivery` is written then, together, as at the
+    /// end of a run of frames. Nil when the transport writes everything
+    /// itself (no direct writer).
+    func beginDelivery() -> DeliveryBatch? {
+        let opened = output.withLock { () -> Bool in
+            guard directWriter != nil else { return false }
+            wakeupsHeld += 1
+            return true
+        }
+        guard opened else { return nil }
+        CallContext.current.batchDepth += 1
+        return self
+    }
+
+    func endDelivery() {
+        let context = CallContext.current
+        context.batchDepth -= 1
+        if context.batchDepth == 0 { context.releaseHeldFrames() }
+        let writer = output.withLock { directWriter }
+        flushAfterBatch(directLimit: writer?.limit ?? 0, write: writer?.write ?? { _ in 0 })
+    }
+
     /// Requests the run pipelines to workers are written together at its end.
     public func handleBatch(directLimit: Int, write: (UnsafeRawBufferPointer) -> Int, _ body: () throws -> Void) rethrows {
         output.withLock { wakeupsHeld += 1 }
@@ -1108,9 +1131,13 @@ final class SessionPort: SessionHandle, @unchecked Sendable {
     }
 }
 
+/// A worker's reader delivers a session's sends in batches (`beginDelivery`).
+extension Session: DeliveryBatch {}
+
 /// A comm_msg to a worker-served comm that went out without a wait
 /// (`PipelinedCall`): what its frame gave it (the parent header, the input
 /// line), for the host calls made under it and a failure reported late.
+
 final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
     // @unchecked: everything is immutable after init but `dispatched`, an atomic.
 
@@ -1157,5 +1184,11 @@ final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
 
     override func delivering(_ body: () -> Void) {
         session.deliverFromWorker(body)
+    }
+
+    override func beginDelivery(continuing open: DeliveryBatch?) -> DeliveryBatch? {
+        if open === session { return open }
+        open?.endDelivery()
+        return session.beginDelivery()
     }
 }

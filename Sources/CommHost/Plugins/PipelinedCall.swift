@@ -24,4 +24,21 @@ class PipelinedCall: @unchecked Sendable {
     /// Runs `body` (host calls made under the callback, on the worker's
     /// reader thread) so that what it sends reaches the client at once.
     func delivering(_ body: () -> Void) { body() }
+
+    /// For a worker's reader about to run host calls made under this call:
+    /// the delivery their output goes out with. `open` is the one the
+    /// reader has open (for an earlier call): kept when it is this call's
+    /// too, else ended. Nil: none is needed (output goes out as usual).
+    func beginDelivery(continuing open: DeliveryBatch?) -> DeliveryBatch? {
+        open?.endDelivery()
+        return nil
+    }
+}
+
+/// Output made while a delivery is open is written together when it ends:
+/// a worker's reader keeps one open while the frames it has read already
+/// are sends for the same session, so a burst of replies costs one write
+/// to the client instead of one each.
+protocol DeliveryBatch: AnyObject {
+    func endDelivery()
 }

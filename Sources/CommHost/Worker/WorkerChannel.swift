@@ -168,6 +168,14 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
         return body
     }
 
+    /// Whether a whole frame is read already: the next `receive` will not
+    /// block. Only the reading thread may ask.
+    var hasWholeFrame: Bool {
+        guard end - start >= 4 else { return false }
+        let length = Int(UInt32(littleEndian: readBuffer.base.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
+        return end - start - 4 >= length
+    }
+
     /// Shuts both directions down, waking a blocked reader.
     func shutdownBoth() {
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))

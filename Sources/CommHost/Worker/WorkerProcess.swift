@@ -302,27 +302,42 @@ final class WorkerProcess: @unchecked Sendable {
     var lastCallback: String? { state.withLock { $0.inFlight.values.first ?? $0.lastCallback }?.description }
 
     private func readLoop() {
+        // The delivery open for the session the last pipelined sends went
+        // to; ended before the reader may block, and before any frame but
+        // a send or a reply.
+        var delivery: DeliveryBatch?
         while true {
+            if delivery != nil, !channel.hasWholeFrame {
+                delivery?.endDelivery()
+                delivery = nil
+            }
             let body: UnsafeRawBufferPointer
             let frame: (id: UInt64, message: WorkerMessage)
             do {
                 body = try channel.receiveBody()
                 // The sends a worker answered, the most frequent frame, are
                 // run on the bytes where they lie: no copy of the message.
-                if let send = try WorkerCodec.decodePipelinedSend(body), runPipelinedSend(send.during, send.comm, send.payload) { continue }
+                if let send = try WorkerCodec.decodePipelinedSend(body),
+                   runPipelinedSend(send.during, send.comm, send.payload, delivery: &delivery) { continue }
                 frame = try WorkerCodec.decode(body)
             } catch {
                 break
             }
+            if case .reply = frame.message {} else if delivery != nil {
+                delivery?.endDelivery()
+                delivery = nil
+            }
             switch frame.message {
             case .reply(let status, let error, _, _):
-                if let waiter = state.withLock({ $0.waiting[frame.id] }) {
+                // Most replies end a pipelined call (ids are never reused, so
+                // the two tables never share one; the pipeline is looked at first).
+                if let entry = pipeline.take(frame.id) {
+                    entry.call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
+                } else if let waiter = state.withLock({ $0.waiting[frame.id] }) {
                     waiter.lock.withLock {
                         waiter.reply = frame.message
                         waiter.lock.broadcast()
                     }
-                } else if let entry = pipeline.take(frame.id) {
-                    entry.call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
                 }
             case .hostCall(let during, let call):
                 if during != 0, let waiter = state.withLock({ $0.waiting[during] }) {
@@ -350,6 +365,7 @@ final class WorkerProcess: @unchecked Sendable {
                 kill(because: "it sent an unexpected frame")
             }
         }
+        delivery?.endDelivery()
         let (ended, signal) = Self.reap(pid)
         let status = ended + limitNote(for: signal)
         let reason = state.withLock { state -> String in
@@ -373,18 +389,20 @@ final class WorkerProcess: @unchecked Sendable {
     /// the `hostCall` case of `readLoop` would; false (nothing done) when a
     /// thread waits on the request it names, which then gets it through the
     /// general path.
-    private func runPipelinedSend(_ during: UInt64, _ comm: UInt64, _ payload: PayloadView?) -> Bool {
+    private func runPipelinedSend(_ during: UInt64, _ comm: UInt64, _ payload: PayloadView?, delivery: inout DeliveryBatch?) -> Bool {
         guard let execute = executePipelinedSend else { return true }
-        if during != 0 {
-            if state.withLock({ $0.waiting[during] }) != nil { return false }
-            if let pipelined = pipeline.call(for: during) {
-                let context = CallContext.current
-                context.pipelinedCall = pipelined
-                pipelined.delivering { execute(comm, payload) }
-                context.pipelinedCall = nil
-                return true
-            }
+        // Ids are never reused, so the pipeline and the waiters never share one.
+        if during != 0, let pipelined = pipeline.call(for: during) {
+            delivery = pipelined.beginDelivery(continuing: delivery)
+            let context = CallContext.current
+            context.pipelinedCall = pipelined
+            execute(comm, payload)
+            context.pipelinedCall = nil
+            return true
         }
+        if during != 0, state.withLock({ $0.waiting[during] }) != nil { return false }
+        delivery?.endDelivery()
+        delivery = nil
         execute(comm, payload)
         return true
     }
