@@ -101,6 +101,27 @@ enum WorkerCodec {
         return (id, during, comm, payload)
     }
 
+    /// Decodes a `reply` (checked as `decode` checks it) without building a
+    /// message: the error text is made only when there is one; the bytes
+    /// borrow `body`. Nil when the body is any other frame.
+    static func decodeReply(_ body: UnsafeRawBufferPointer) throws(Malformed)
+        -> (id: UInt64, status: Int32, error: String?, value: UInt64, bytes: UnsafeRawBufferPointer)? {
+        guard body.first == Kind.reply.rawValue else { return nil }
+        var r = Reader(body)
+        _ = try r.u8()
+        let id = try r.u64(), status = try r.i32(), hasError = try r.u8(), errorBytes = try r.bytesView()
+        var error: String?
+        if hasError != 0 || !errorBytes.isEmpty {
+            guard let text = String(validating: errorBytes, as: UTF8.self) else {
+                throw Malformed(description: "text at offset \(r.offset) is not UTF-8")
+            }
+            if hasError != 0 { error = text }
+        }
+        let value = try r.u64(), bytes = try r.bytesView()
+        guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a reply frame") }
+        return (id, status, error, value, bytes)
+    }
+
     enum CallKind: UInt8 {
         case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel, pipelinedSend
     }

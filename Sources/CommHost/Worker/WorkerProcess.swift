@@ -319,6 +319,12 @@ final class WorkerProcess: @unchecked Sendable {
                 // run on the bytes where they lie: no copy of the message.
                 if let send = try WorkerCodec.decodePipelinedSend(body),
                    runPipelinedSend(send.during, send.comm, send.payload, delivery: &delivery) { continue }
+                // So are the replies that end pipelined calls (ids are never
+                // reused, so the pipeline and the waiting requests never share one).
+                if let reply = try WorkerCodec.decodeReply(body), let entry = pipeline.take(reply.id) {
+                    entry.call.finished(status: reply.status, errorText: reply.status == COMMHOST_OK ? nil : reply.error)
+                    continue
+                }
                 frame = try WorkerCodec.decode(body)
             } catch {
                 break
@@ -328,12 +334,9 @@ final class WorkerProcess: @unchecked Sendable {
                 delivery = nil
             }
             switch frame.message {
-            case .reply(let status, let error, _, _):
-                // Most replies end a pipelined call (ids are never reused, so
-                // the two tables never share one; the pipeline is looked at first).
-                if let entry = pipeline.take(frame.id) {
-                    entry.call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
-                } else if let waiter = state.withLock({ $0.waiting[frame.id] }) {
+            case .reply:
+                // One not in the pipeline (taken above): a waiting request's.
+                if let waiter = state.withLock({ $0.waiting[frame.id] }) {
                     waiter.lock.withLock {
                         waiter.reply = frame.message
                         waiter.lock.broadcast()
