@@ -1,6 +1,5 @@
 import CommPluginAPI
 import Dispatch
-import Foundation
 
 /// The worker's side of the protocol (`WorkerMessage`): one reader (the
 /// thread calling `serve`) takes every frame from the host; each request
@@ -64,25 +63,32 @@ final class WorkerServer: @unchecked Sendable {
             case .sessionBlocked(let session):
                 handles.setSessionBlocked(session, true)
             case .message:
-                enqueuePipelined(id, message)
+                do throws(Errno) {
+                    try enqueuePipelined(id, message)
+                } catch {
+                    logger.error("worker stops: cannot start its pipeline thread", [("library", .string(library.name)),
+                                                                                    ("error", .string("\(error)"))])
+                    return 1
+                }
             default:
                 DispatchQueue.global().async { self.serveRequest(id, message) }
             }
         }
     }
 
-    private func enqueuePipelined(_ id: UInt64, _ message: WorkerMessage) {
-        pipeline.withLock {
+    /// Queues a pipelined `message` request, starting the pipeline thread
+    /// with the first; throws when that thread cannot start.
+    private func enqueuePipelined(_ id: UInt64, _ message: WorkerMessage) throws(Errno) {
+        let first = pipeline.withLock { () -> Bool in
             pipelined.append((id, message))
             if pipelineStarted {
                 if pipelined.count == 1 { pipeline.broadcast() }
-                return
+                return false
             }
             pipelineStarted = true
-            let thread = Thread { [self] in runPipelined() }
-            thread.name = "commhost-worker-pipeline"
-            thread.start()
+            return true
         }
+        if first { try HostThread.start(name: "worker-pipeline") { [self] in runPipelined() } }
     }
 
     /// The pipeline thread: runs what came since it last looked, in order,
