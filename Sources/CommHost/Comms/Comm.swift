@@ -23,6 +23,10 @@ final class Comm: CommHandle, @unchecked Sendable {
     /// The stats counters of the comm's target.
     let stats: StatsTarget
 
+    /// The comm's target name (its counters' name: one string per target,
+    /// not one per comm).
+    var targetName: String { stats.name }
+
     /// Comms alive in the process (for tests that check ended ones are freed).
     static let live = Atomic<Int>(0)
 

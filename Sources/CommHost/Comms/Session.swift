@@ -58,7 +58,7 @@ public final class Session: @unchecked Sendable {
 
     /// `Locked`, not `Mutex`: plugin threads and other sessions' stats
     /// requests contend with the session for it (see `Locked`).
-    private let comms = Locked<[String: Comm]>([:])
+    private let comms = Locked(CommTable())
 
     /// Serializes plugin calls; `owner` is the thread holding it (0 if none).
     private let serial = ConditionLock()

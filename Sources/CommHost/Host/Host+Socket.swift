@@ -20,11 +20,19 @@ extension Host {
             serving.finish()
             return 1
         }
-        HostSignals.handle([
-            SIGINT: { server.stop(reason: "SIGINT") },
-            SIGTERM: { server.stop(reason: "SIGTERM") },
-            SIGHUP: { serving.reloader.reloadManifest(reason: "SIGHUP") },
-        ])
+        do throws(Errno) {
+            try HostSignals.handle([
+                SIGINT: { server.stop(reason: "SIGINT") },
+                SIGTERM: { server.stop(reason: "SIGTERM") },
+                SIGHUP: { serving.reloader.reloadManifest(reason: "SIGHUP") },
+            ])
+        } catch {
+            logger.error("refusing to serve: cannot start the thread that takes signals: \(error)", [("socket", .string(path))])
+            server.stop(reason: "no signal thread")
+            server.run(shutdownGrace: options.shutdownGraceSeconds)
+            serving.finish()
+            return 1
+        }
         logger.info("serving on a Unix socket", [("socket", .string(path)), ("mode", .string("0" + String(mode, radix: 8))),
                                                  ("manifest", .string(serving.manifest.sourcePath)), ("dialect", .string(options.dialect.rawValue)),
                                                  ("targets", .string(serving.plugins.bindings.keys.sorted().joined(separator: ",")))])

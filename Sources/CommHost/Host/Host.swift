@@ -119,11 +119,17 @@ public enum Host {
                 logger.info("stopped")
             }
         }
-        HostSignals.handle([
-            SIGINT: { stop("SIGINT"); exit(0) },
-            SIGTERM: { stop("SIGTERM"); exit(0) },
-            SIGHUP: { reloader.reloadManifest(reason: "SIGHUP") },
-        ])
+        do throws(Errno) {
+            try HostSignals.handle([
+                SIGINT: { stop("SIGINT"); exit(0) },
+                SIGTERM: { stop("SIGTERM"); exit(0) },
+                SIGHUP: { reloader.reloadManifest(reason: "SIGHUP") },
+            ])
+        } catch {
+            logger.error("refusing to serve: cannot start the thread that takes signals: \(error)")
+            stop("no signal thread")
+            return 1
+        }
         logger.info("serving on stdio", [("manifest", .string(manifest.sourcePath)), ("dialect", .string(options.dialect.rawValue)),
                                          ("targets", .string(plugins.bindings.keys.sorted().joined(separator: ",")))])
         transport.run()

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 
 /// SIGINT, SIGTERM and SIGHUP for a serving host: blocked in every thread
@@ -18,9 +17,10 @@ enum HostSignals {
     }
 
     /// Starts the thread that waits for the handled signals and runs
-    /// `actions[signal]` for each one that arrives (on that thread).
-    static func handle(_ actions: [Int32: @Sendable () -> Void]) {
-        let thread = Thread {
+    /// `actions[signal]` for each one that arrives (on that thread). Throws
+    /// when the thread cannot start: the signals would then stay blocked.
+    static func handle(_ actions: [Int32: @Sendable () -> Void]) throws(Errno) {
+        try HostThread.start(name: "signals") {
             var set = signalSet()
             while true {
                 var number: Int32 = 0
@@ -28,8 +28,6 @@ enum HostSignals {
                 actions[number]?()
             }
         }
-        thread.name = "commhost-signals"
-        thread.start()
     }
 
     private static func signalSet() -> sigset_t {

@@ -296,7 +296,7 @@ public enum NewProject {
 private extension String {
     func replacingAll(_ target: String, with replacement: String) -> String {
         var result = "", rest = Substring(self)
-        while let range = rest.range(of: target) {
+        while let range = rest.firstRange(of: target) {
             result += rest[..<range.lowerBound] + replacement
             rest = rest[range.upperBound...]
         }

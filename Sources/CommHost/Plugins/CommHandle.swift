@@ -5,23 +5,22 @@ import CommPluginAPI
 /// functions their meaning by overriding the `host…` methods. The handle a
 /// plugin sees is a token of `CommHandle.table`, never this object's address.
 class CommHandle: @unchecked Sendable {
-    // @unchecked: `id`, `targetName` and `token` are immutable after init;
-    // subclasses guard their own state.
+    // @unchecked: `id` and `token` are immutable after init; subclasses
+    // guard their own state.
 
     /// Every comm handle of the process.
     static let table = HandleTable<CommHandle>()
 
     /// The comm id, as Swift text.
     let id: String
-    /// The target name, as Swift text.
-    let targetName: String
     /// The token plugins hold.
     private(set) var token: UInt = 0
 
-    /// Registers the comm; the host holds it until `releaseHandle()`.
+    /// Registers the comm; the host holds it until `releaseHandle()`. The
+    /// target name is kept only as the text plugins read (the comm layer
+    /// has its own).
     init(id: String, targetName: String) {
         self.id = id
-        self.targetName = targetName
         token = Self.table.register(self, names: HandleNames(id, targetName))
     }
 

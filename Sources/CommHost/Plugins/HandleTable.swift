@@ -28,12 +28,13 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
         case invalid
     }
 
+    /// 24 bytes: a session with 100 000 comms keeps 100 000 of these.
+    /// The host holds the slot exactly while `object` is set.
     private struct Slot {
-        var generation: UInt32 = 1
         var object: Object?
         var names: HandleNames?
-        var pluginReferences = 0
-        var hostHolds = false
+        var generation: UInt32 = 1
+        var pluginReferences: UInt32 = 0
     }
 
     private let lock = ConditionLock()
@@ -52,7 +53,6 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
             }
             slots[index].object = object
             slots[index].names = names
-            slots[index].hostHolds = true
             return Self.token(index: index, generation: slots[index].generation)
         }
     }
@@ -71,10 +71,11 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
         lock.withLock { validIndex(token).flatMap { slots[$0].names } }
     }
 
-    /// Takes a plugin reference; false when `token` is not a live slot.
+    /// Takes a plugin reference; false when `token` is not a live slot (or
+    /// already carries 2^32 - 1 references).
     func retain(_ token: UInt) -> Bool {
         lock.withLock {
-            guard let index = validIndex(token) else { return false }
+            guard let index = validIndex(token), slots[index].pluginReferences < .max else { return false }
             slots[index].pluginReferences += 1
             return true
         }
@@ -94,7 +95,6 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
     func hostRelease(_ token: UInt) {
         lock.withLock {
             guard let index = validIndex(token) else { return }
-            slots[index].hostHolds = false
             slots[index].object = nil
             freeIfUnused(index)
         }
@@ -104,7 +104,7 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
     var count: Int { lock.withLock { slots.count - free.count } }
 
     private func freeIfUnused(_ index: Int) {
-        guard !slots[index].hostHolds, slots[index].pluginReferences == 0 else { return }
+        guard slots[index].object == nil, slots[index].pluginReferences == 0 else { return }
         slots[index].names = nil
         slots[index].object = nil
         slots[index].generation &+= 1
@@ -116,7 +116,7 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
         let index = Int(token & 0xffff_ffff) - 1
         let generation = UInt32(truncatingIfNeeded: token >> 32)
         guard index >= 0, index < slots.count, generation != 0, slots[index].generation == generation,
-              slots[index].hostHolds || slots[index].pluginReferences > 0 else { return nil }
+              slots[index].object != nil || slots[index].pluginReferences > 0 else { return nil }
         return index
     }
 
@@ -126,35 +126,46 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
 }
 
 /// The text of a handle a plugin may read as borrowed slices (a comm's id
-/// and target name, a session's id), kept while the handle is valid.
-final class HandleNames: @unchecked Sendable {
-    // @unchecked: immutable after init; the bytes are freed only in deinit.
-    private let first: UnsafeMutableBufferPointer<UInt8>
-    private let second: UnsafeMutableBufferPointer<UInt8>
+/// and target name, a session's id), kept while the handle is valid. Both
+/// names live in one allocation (a comm's id and target name of up to 32
+/// bytes together take a 64-byte heap block).
+struct HandleNames: @unchecked Sendable {
+    // @unchecked: `ManagedBuffer` cannot be `Sendable`; the storage is
+    // written once in `make` and only read afterwards.
+    private let storage: Storage
 
     init(_ first: String, _ second: String = "") {
-        self.first = Self.copy(first)
-        self.second = Self.copy(second)
-    }
-
-    deinit {
-        first.deallocate()
-        second.deallocate()
+        storage = Storage.make(first, second)
     }
 
     /// The first name (a comm's id, a session's id) as a borrowed slice.
-    var firstSlice: commhost_str { Self.slice(first) }
+    var firstSlice: commhost_str { storage.slice(second: false) }
     /// The second name (a comm's target name) as a borrowed slice.
-    var secondSlice: commhost_str { Self.slice(second) }
+    var secondSlice: commhost_str { storage.slice(second: true) }
 
-    private static func copy(_ text: String) -> UnsafeMutableBufferPointer<UInt8> {
-        let utf8 = Array(text.utf8)
-        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(utf8.count, 1))
-        _ = buffer.initialize(from: utf8)
-        return UnsafeMutableBufferPointer(rebasing: buffer[0..<utf8.count])
-    }
+    /// The names' lengths, then their UTF-8 bytes, back to back.
+    private final class Storage: ManagedBuffer<(first: UInt32, second: UInt32), UInt8> {
+        static func make(_ first: String, _ second: String) -> Storage {
+            let firstCount = first.utf8.count, secondCount = second.utf8.count
+            let made = create(minimumCapacity: max(firstCount + secondCount, 1)) { _ in
+                (UInt32(firstCount), UInt32(secondCount))
+            }
+            made.withUnsafeMutablePointerToElements { bytes in
+                var at = bytes
+                for byte in first.utf8 { at.initialize(to: byte); at += 1 }
+                for byte in second.utf8 { at.initialize(to: byte); at += 1 }
+            }
+            return unsafeDowncast(made, to: Storage.self)
+        }
 
-    private static func slice(_ bytes: UnsafeMutableBufferPointer<UInt8>) -> commhost_str {
-        commhost_str(ptr: UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self), len: bytes.count)
+        /// The bytes stay where they are for the object's lifetime (tail
+        /// storage is never moved), so the slice outlives this call.
+        func slice(second: Bool) -> commhost_str {
+            withUnsafeMutablePointers { lengths, bytes in
+                let start = second ? Int(lengths.pointee.first) : 0
+                let count = Int(second ? lengths.pointee.second : lengths.pointee.first)
+                return commhost_str(ptr: UnsafeRawPointer(bytes + start).assumingMemoryBound(to: CChar.self), len: count)
+            }
+        }
     }
 }

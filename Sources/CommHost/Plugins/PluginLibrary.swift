@@ -161,7 +161,11 @@ public final class PluginLibrary: @unchecked Sendable {
             throw refuse(error.kind, error.reason)
         }
         proxy.process.onDeath = { [unowned library] reason in library.workerDied(reason) }
-        proxy.process.startReading()
+        do {
+            try proxy.process.startReading()
+        } catch {
+            throw refuse(.dlopenFailed, "worker: cannot start the thread that reads from it: \(error)")
+        }
         do {
             try library.initialize(config: config)
         } catch {

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 import Synchronization
 
@@ -70,9 +69,13 @@ final class FileWatcher: Sendable {
             return !state.running
         }
         guard first else { return }
-        let thread = Thread { [self] in loop() }
-        thread.name = "commhost-watcher"
-        thread.start()
+        do throws(Errno) {
+            try HostThread.start(name: "watcher") { [self] in loop() }
+        } catch {
+            state.withLock { $0.running = false }
+            logger.error("cannot start the thread that watches for reloads; files are not watched",
+                         [("error", .string("\(error)"))])
+        }
     }
 
     /// Stops the watching thread (within one poll interval).

@@ -70,10 +70,3 @@ final class Inotify: @unchecked Sendable {
         return events
     }
 }
-
-/// An `errno` value with its `strerror` text.
-struct Errno: Error, CustomStringConvertible {
-    var code: Int32
-    init(_ code: Int32) { self.code = code }
-    var description: String { String(cString: strerror(code)) }
-}

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 
 /// One thread that runs closures at deadlines on the monotonic clock: the
@@ -28,11 +27,9 @@ final class TimerQueue: @unchecked Sendable {
     func schedule(afterNanoseconds nanoseconds: UInt64, _ fire: @escaping @Sendable () -> Void) -> UInt64 {
         let deadline = MonotonicClock.nanoseconds() &+ min(nanoseconds, UInt64(Int64.max) / 2)
         return lock.withLock {
+            // A thread that cannot start now (out of threads) is tried again on the next schedule.
             if !started {
-                started = true
-                let thread = Thread { [self] in run() }
-                thread.name = "commhost-timers"
-                thread.start()
+                started = (try? HostThread.start(name: "commhost-timers") { [self] in run() }) != nil
             }
             let id = nextID
             nextID += 1

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import Glibc
 
 /// Listens on a Unix-domain stream socket and serves each connection as one
@@ -236,9 +235,16 @@ public final class SocketServer: Sendable {
         let connection = Connection(session: session, socket: socket)
         state.withLock { $0.connections[session.id] = connection }
         session.whenEndedEarly { connection.shutdown(.both) }
-        let thread = Thread { [self] in serveConnection(connection) }
-        thread.name = "commhost-session-\(session.id)"
-        thread.start()
+        do throws(Errno) {
+            try HostThread.start(name: "session-\(session.id)") { [self] in serveConnection(connection) }
+        } catch {
+            logger.error("cannot start a thread for a session; closing its connection",
+                         [("socket", .string(path)), ("session", .int(session.id)), ("error", .string("\(error)"))])
+            manager.end(session, cause: .sessionEnded)
+            connection.close()
+            state.withLock { _ = $0.connections.removeValue(forKey: session.id) }
+            connection.finished.signal()
+        }
     }
 
     /// The body of a connection's thread: reads frames until the client

@@ -1,4 +1,4 @@
-import Foundation
+import Dispatch
 import Glibc
 
 /// Serves one session over a pair of byte streams (stdin/stdout, or one
@@ -26,14 +26,21 @@ public final class StreamTransport: @unchecked Sendable {
     }
 
     /// Starts the writer, then reads frames until end of input, a read
-    /// error, or the session ending (its client fell too far behind).
+    /// error, or the session ending (its client fell too far behind, or no
+    /// writer thread could be started).
     public func run() {
-        let writer = Thread { [self] in
-            writeLoop()
+        do throws(Errno) {
+            try HostThread.start(name: "writer-\(session.id)") { [self] in
+                writeLoop()
+                writerDone.signal()
+            }
+        } catch {
+            logger.error("cannot start the session's writer thread; ending session",
+                         [("session", .int(session.id)), ("error", .string("\(error)"))])
+            session.end(cause: .sessionEnded)
             writerDone.signal()
+            return
         }
-        writer.name = "commhost-writer-\(session.id)"
-        writer.start()
         let reader = FrameReader(fileDescriptor: input, maxFrameBytes: limits.maxFrameBytes)
         session.setDirectWriter(limit: directLimit) { [self] in writeWithoutBlocking($0) }
         do {

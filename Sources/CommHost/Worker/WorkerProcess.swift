@@ -165,15 +165,9 @@ final class WorkerProcess: @unchecked Sendable {
     }
 
     /// Starts the reader thread; set `executeHostCall` and `onDeath` first.
-    func startReading() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { raw in
-            let worker = Unmanaged<WorkerProcess>.fromOpaque(raw!).takeRetainedValue()
-            worker.readLoop()
-            return nil
-        }, box.toOpaque())
-        pthread_detach(thread)
+    /// Throws when the thread cannot start.
+    func startReading() throws(Errno) {
+        try HostThread.start(name: "worker-reader") { [self] in readLoop() }
     }
 
     /// Sends `message` (one plugin callback, described by `what` for the

@@ -1,6 +1,5 @@
 import CommPluginAPI
 import Dispatch
-import Foundation
 
 /// The worker's side of the protocol (`WorkerMessage`): one reader (the
 /// thread calling `serve`) takes every frame from the host; each request
@@ -60,7 +59,13 @@ final class WorkerServer: @unchecked Sendable {
                 } catch {
                     return unreadable("malformed frame: \(error.description)")
                 }
-                enqueuePipelined(body)
+                do throws(Errno) {
+                    try enqueuePipelined(body)
+                } catch {
+                    logger.error("worker stops: cannot start its pipeline thread", [("library", .string(library.name)),
+                                                                                    ("error", .string("\(error)"))])
+                    return 1
+                }
                 continue
             }
             let id: UInt64, message: WorkerMessage
@@ -92,22 +97,23 @@ final class WorkerServer: @unchecked Sendable {
         return 1
     }
 
-    /// Queues a `message` request's frame body (copied into `pending`) for the pipeline thread.
-    private func enqueuePipelined(_ body: UnsafeRawBufferPointer) {
-        pipeline.withLock {
+    /// Queues a `message` request's frame body (copied into `pending`) for
+    /// the pipeline thread, starting that thread with the first; throws
+    /// when it cannot start.
+    private func enqueuePipelined(_ body: UnsafeRawBufferPointer) throws(Errno) {
+        let first = pipeline.withLock { () -> Bool in
             let wasEmpty = pending.isEmpty
             var length = UInt32(body.count).littleEndian
             withUnsafeBytes(of: &length) { pending.append($0) }
             pending.append(body)
             if pipelineStarted {
                 if wasEmpty { pipeline.broadcast() }
-                return
+                return false
             }
             pipelineStarted = true
-            let thread = Thread { [self] in runPipelined() }
-            thread.name = "commhost-worker-pipeline"
-            thread.start()
+            return true
         }
+        if first { try HostThread.start(name: "worker-pipeline") { [self] in runPipelined() } }
     }
 
     /// The pipeline thread: runs what came since it last looked, in order,
