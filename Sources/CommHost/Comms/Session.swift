@@ -194,7 +194,7 @@ public final class Session: @unchecked Sendable {
             var offer: SessionPipelinedCall?
             if library.worker != nil {
                 if library !== pipelinedLibrary { awaitPipelinedCalls() }
-                offer = SessionPipelinedCall(session: self, comm: comm, parent: currentParent, line: line)
+                offer = SessionPipelinedCall(session: self, comm: comm, parent: currentParent, data: data, metadata: metadata, line: line)
                 CallContext.current.pipelineOffer = offer
             } else {
                 awaitPipelinedCalls()
@@ -1046,9 +1046,17 @@ public final class Session: @unchecked Sendable {
     /// Whether `(ptr, len)` is exactly the inbound `data` or `metadata` of the
     /// frame this thread is handling: bytes the parser has already validated
     /// as a JSON object, handed back unchanged (an echo, or the widget
-    /// protocol's `echo_update`), so they need no second pass.
+    /// protocol's `echo_update`), so they need no second pass. In-process
+    /// the very bytes (same address); from a worker, under a pipelined
+    /// call, the same bytes as that call's frame had.
     private func isValidatedInbound(_ ptr: UnsafePointer<CChar>, _ len: Int) -> Bool {
-        guard isOwner, let inbound = currentInbound else { return false }
+        guard isOwner else {
+            // A worker's reader running a send under a pipelined call: the
+            // bytes are the worker's copy, compared with the frame's.
+            guard let call = CallContext.current.pipelinedCall as? SessionPipelinedCall, call.session === self else { return false }
+            return call.isInbound(UnsafeRawBufferPointer(start: ptr, count: len))
+        }
+        guard let inbound = currentInbound else { return false }
         let address = UnsafeRawPointer(ptr)
         return (address == inbound.data.baseAddress && len == inbound.data.count)
             || (address == inbound.metadata.baseAddress && len == inbound.metadata.count)
@@ -1146,29 +1154,48 @@ final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
     let line: Int
     /// When the session made the call (for the target's handler time).
     let started = MonotonicClock.nanoseconds()
-    /// A copy of the frame's msg_id token (the frame's bytes do not outlive its handling).
-    private let parentCopy: UnsafeMutableRawBufferPointer?
+    /// Copies of the frame's msg_id token, data and metadata, one after the
+    /// other in one allocation (the frame's bytes do not outlive its handling).
+    private let copies: UnsafeMutableRawBufferPointer
+    private let parentCount: Int?, dataCount: Int, metadataCount: Int
     private let sent = Atomic<Bool>(false)
 
-    init(session: Session, comm: Comm, parent: UnsafeRawBufferPointer?, line: Int) {
+    init(session: Session, comm: Comm, parent: UnsafeRawBufferPointer?, data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
+         line: Int) {
         self.session = session
         self.comm = comm
         self.line = line
-        if let parent {
-            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(parent.count, 1), alignment: 1)
-            if let base = parent.baseAddress, parent.count > 0 { copy.baseAddress!.copyMemory(from: base, byteCount: parent.count) }
-            parentCopy = UnsafeMutableRawBufferPointer(rebasing: copy[0..<parent.count])
-        } else {
-            parentCopy = nil
+        parentCount = parent?.count
+        dataCount = data.count
+        metadataCount = metadata.count
+        let copies = UnsafeMutableRawBufferPointer.allocate(byteCount: max((parent?.count ?? 0) + data.count + metadata.count, 1), alignment: 1)
+        var offset = 0
+        for part in [parent ?? UnsafeRawBufferPointer(start: nil, count: 0), data, metadata] {
+            guard let base = part.baseAddress, part.count > 0 else { continue }
+            (copies.baseAddress! + offset).copyMemory(from: base, byteCount: part.count)
+            offset += part.count
         }
+        self.copies = copies
     }
 
     deinit {
-        parentCopy?.deallocate()
+        copies.deallocate()
     }
 
     /// The frame's msg_id token.
-    var parent: UnsafeRawBufferPointer? { parentCopy.map { UnsafeRawBufferPointer($0) } }
+    var parent: UnsafeRawBufferPointer? {
+        parentCount.map { UnsafeRawBufferPointer(start: copies.baseAddress, count: $0) }
+    }
+
+    /// Whether `bytes` are the frame's data or metadata (validated when the
+    /// frame arrived), byte for byte: a worker's echo needs no second pass.
+    func isInbound(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let base = copies.baseAddress! + (parentCount ?? 0)
+        func equal(_ start: UnsafeMutableRawPointer, _ count: Int) -> Bool {
+            count == bytes.count && memcmp(start, bytes.baseAddress!, count) == 0
+        }
+        return !bytes.isEmpty && (equal(base, dataCount) || equal(base + dataCount, metadataCount))
+    }
 
     /// Whether the proxy sent it (else it ran, or failed, as a plain call).
     var wasDispatched: Bool { sent.load(ordering: .acquiring) }
