@@ -250,6 +250,24 @@ final class WorkerProcessTests: XCTestCase {
         try worker.finish(instance: instance, comm: Self.comm)
     }
 
+    func testACallbackMayWaitForItsOwnThreadsHostCall() throws {
+        // The callback joins a thread of the plugin's that waits for the host's
+        // reply: whoever runs the comm_msg, another part of the worker reads it.
+        let worker = try WorkerPeer.spawn(library: try library(), test: self)
+        _ = try worker.receive()
+        let instance = try worker.start(comm: Self.comm)
+        for status in [COMMHOST_ECLOSED, COMMHOST_EINVAL] {
+            let request = try worker.request(.message(handler: 0, instance: instance, comm: Self.comm.token, message: data(#"{"do":"thread_post"}"#)))
+            let (callID, call) = try worker.receive()
+            guard case .hostCall(0, .schedule(session: 0, comm: Self.comm.token, delayMilliseconds: 0, periodMilliseconds: nil, _)) = call else {
+                return XCTFail("\(call)")
+            }
+            try worker.answer(callID, status: status)
+            try worker.expectReply(request, status: status)
+        }
+        try worker.finish(instance: instance, comm: Self.comm)
+    }
+
     func testSnapshotBytesRestoreIntoANewInstance() throws {
         let worker = try WorkerPeer.spawn(library: try library(), test: self)
         _ = try worker.receive()

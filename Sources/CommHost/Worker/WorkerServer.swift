@@ -1,16 +1,22 @@
 import CommPluginAPI
 import Dispatch
 
-/// The worker's side of the protocol (`WorkerMessage`): one reader (the
-/// thread calling `serve`) takes every frame from the host; each request
-/// runs the plugin callback it names on a thread of its own from the global
-/// pool, so a callback that calls a host function and waits for its
-/// `hostReply` never stops the reader that will deliver it. Pipelined
-/// `message` requests run one at a time, in the order they came, on one
-/// serial queue. The host serializes callbacks as it would in-process (and
-/// sends no other request while a `message` is unanswered), so plugin calls
-/// take no lock here; the worker's own tables (host calls in flight, tasks,
-/// handle names) are locked.
+/// The worker's side of the protocol (`WorkerMessage`), served by two
+/// *lanes*, the thread calling `serve` and one more started with the first
+/// comm_msg, that take turns: at any time one of them reads the host's
+/// frames while the other runs pipelined `message` requests or waits. A
+/// lane that reads a `message` while none is queued or running runs it at
+/// once itself and hands the reading to the other lane first, so a single
+/// comm_msg crosses no thread in the worker and the host's next frames are
+/// read meanwhile; one that comes while another runs is queued, and the
+/// queue is run in order, one at a time, by the lane that finds it. Every
+/// other request runs the plugin callback it names on a thread of its own
+/// from the global pool. Whatever a callback waits for (a `hostReply`, a
+/// plugin thread's call) is read by the lane that is not running it. The
+/// host serializes callbacks as it would in-process (and sends no other
+/// request while a `message` is unanswered), so plugin calls take no lock
+/// here; the worker's own tables (host calls in flight, tasks, handle
+/// names) are locked.
 final class WorkerServer: @unchecked Sendable {
     // @unchecked: `hostTable` is written once, in init; everything else is
     // immutable or guards itself.
@@ -23,12 +29,18 @@ final class WorkerServer: @unchecked Sendable {
     let logger: Logger
     /// The forwarding table given to the plugin's init (made once, never freed).
     private(set) var hostTable: UnsafePointer<commhost_host>!
+    /// Guards the lanes' shared state below.
+    private let lanes = ConditionLock()
     /// Pipelined `message` requests not yet run, in the order they came
-    /// (each frame body after its `UInt32` length); one thread (started on
-    /// first use) runs them. Guarded by `pipeline`.
-    private let pipeline = ConditionLock()
+    /// (each frame body after its `UInt32` length).
     private var pending = FrameBuffer(capacity: 64 << 10)
-    private var pipelineStarted = false
+    /// A lane is reading the host's frames.
+    private var reading = false
+    /// A lane is running `message` requests.
+    private var running = false
+    private var secondLaneStarted = false
+    /// How serving ended, once it has.
+    private var exitCode: Int32?
 
     init(channel: WorkerChannel, library: WorkerLibrary, logger: Logger) {
         self.channel = channel
@@ -43,53 +55,146 @@ final class WorkerServer: @unchecked Sendable {
     /// it must not (1, logged).
     func serve() -> Int32 {
         defer { hostCalls.closeAll() }
+        return lane(main: true)
+    }
+
+    /// What reading one frame came to.
+    private enum Read {
+        /// A `message` request, checked; its body lies in the read buffer
+        /// until the next read.
+        case message(UnsafeRawBufferPointer)
+        /// Anything else, dealt with.
+        case handled
+        /// Serving is over, with this exit code.
+        case end(Int32)
+    }
+
+    /// One lane: reads when no lane reads, runs queued requests when no
+    /// lane runs them, else waits. The main lane returns the exit code;
+    /// the other ends the process when serving ends while the main lane
+    /// is inside a callback (as a return from `serve` would).
+    private func lane(main: Bool) -> Int32 {
+        var batch = FrameBuffer(capacity: 64 << 10)
+        let single = FrameBuffer(capacity: 4 << 10)
+        lanes.lock()
         while true {
-            let body: UnsafeRawBufferPointer
-            do {
-                body = try channel.receiveBody()
-            } catch .closed {
-                return 0
-            } catch {
-                return unreadable(error.description)
+            if let exitCode {
+                lanes.unlock()
+                return exitCode
             }
-            if body.first == WorkerCodec.Kind.message.rawValue {
-                // Checked here, decoded again (borrowing the queue's bytes) by the pipeline thread.
-                do {
-                    _ = try WorkerCodec.decodeMessageRequest(body)
-                } catch {
-                    return unreadable("malformed frame: \(error.description)")
-                }
-                do throws(Errno) {
-                    try enqueuePipelined(body)
-                } catch {
-                    logger.error("worker stops: cannot start its pipeline thread", [("library", .string(library.name)),
-                                                                                    ("error", .string("\(error)"))])
-                    return 1
-                }
+            if !running, !pending.isEmpty {
+                running = true
+                swap(&pending, &batch)
+                lanes.unlock()
+                runMessages(batch)
+                batch.removeAll()
+                lanes.lock()
+                running = false
                 continue
             }
-            let id: UInt64, message: WorkerMessage
-            do {
-                (id, message) = try WorkerCodec.decode(body)
-            } catch {
-                return unreadable("malformed frame: \(error.description)")
+            guard !reading else {
+                lanes.wait()
+                continue
             }
-            switch message {
-            case .hostReply(let status, let value, let text):
-                hostCalls.deliver(id: id, WorkerHostCalls.Reply(status: status, value: value, text: text))
-            case .hello, .refusal, .reply, .hostCall:
-                logger.error("worker stops: the host sent a frame only a worker sends", [("library", .string(library.name)),
-                                                                                         ("frame", .string("\(message)"))])
-                return 1
-            case .sessionBlocked(let session):
-                handles.setSessionBlocked(session, true)
-            case .message:
-                // Taken above, before decoding.
-                return unreadable("a message request reached the decoder")
-            default:
-                DispatchQueue.global().async { self.serveRequest(id, message) }
+            reading = true
+            lanes.unlock()
+            let read = readFrame()
+            lanes.lock()
+            switch read {
+            case .handled:
+                reading = false
+            case .end(let code):
+                reading = false
+                exitCode = code
+                lanes.broadcast()
+                let mainIsBusy = running
+                lanes.unlock()
+                hostCalls.closeAll()
+                if !main, mainIsBusy { exit(code) }
+                return code
+            case .message(let body):
+                if !running, pending.isEmpty {
+                    // Run here, now; the other lane reads meanwhile. The body
+                    // is copied first: the next read may move the read buffer.
+                    running = true
+                    single.removeAll()
+                    single.append(body)
+                    reading = false
+                    let startLane = !secondLaneStarted
+                    secondLaneStarted = true
+                    lanes.broadcast()
+                    lanes.unlock()
+                    if startLane, let code = startSecondLane() {
+                        lanes.withLock { exitCode = code }
+                        return code
+                    }
+                    runMessages(single, framed: false)
+                    lanes.lock()
+                    running = false
+                } else {
+                    let wasEmpty = pending.isEmpty
+                    var length = UInt32(body.count).littleEndian
+                    withUnsafeBytes(of: &length) { pending.append($0) }
+                    pending.append(body)
+                    reading = false
+                    if wasEmpty { lanes.broadcast() }
+                }
             }
         }
+    }
+
+    /// Starts the second lane; nil, or the exit code when it cannot start.
+    private func startSecondLane() -> Int32? {
+        do throws(Errno) {
+            try HostThread.start(name: "worker-lane") { [self] in _ = lane(main: false) }
+            return nil
+        } catch {
+            logger.error("worker stops: cannot start its second lane", [("library", .string(library.name)), ("error", .string("\(error)"))])
+            return 1
+        }
+    }
+
+    /// Reads one frame and deals with it, but for a `message`, which it
+    /// checks and returns.
+    private func readFrame() -> Read {
+        let body: UnsafeRawBufferPointer
+        do {
+            body = try channel.receiveBody()
+        } catch .closed {
+            return .end(0)
+        } catch {
+            return .end(unreadable(error.description))
+        }
+        if body.first == WorkerCodec.Kind.message.rawValue {
+            do {
+                _ = try WorkerCodec.decodeMessageRequest(body)
+            } catch {
+                return .end(unreadable("malformed frame: \(error.description)"))
+            }
+            return .message(body)
+        }
+        let id: UInt64, message: WorkerMessage
+        do {
+            (id, message) = try WorkerCodec.decode(body)
+        } catch {
+            return .end(unreadable("malformed frame: \(error.description)"))
+        }
+        switch message {
+        case .hostReply(let status, let value, let text):
+            hostCalls.deliver(id: id, WorkerHostCalls.Reply(status: status, value: value, text: text))
+        case .hello, .refusal, .reply, .hostCall:
+            logger.error("worker stops: the host sent a frame only a worker sends", [("library", .string(library.name)),
+                                                                                     ("frame", .string("\(message)"))])
+            return .end(1)
+        case .sessionBlocked(let session):
+            handles.setSessionBlocked(session, true)
+        case .message:
+            // Taken above, before decoding.
+            return .end(unreadable("a message request reached the decoder"))
+        default:
+            DispatchQueue.global().async { self.serveRequest(id, message) }
+        }
+        return .handled
     }
 
     private func unreadable(_ reason: String) -> Int32 {
@@ -97,53 +202,26 @@ final class WorkerServer: @unchecked Sendable {
         return 1
     }
 
-    /// Queues a `message` request's frame body (copied into `pending`) for
-    /// the pipeline thread, starting that thread with the first; throws
-    /// when it cannot start.
-    private func enqueuePipelined(_ body: UnsafeRawBufferPointer) throws(Errno) {
-        let first = pipeline.withLock { () -> Bool in
-            let wasEmpty = pending.isEmpty
-            var length = UInt32(body.count).littleEndian
-            withUnsafeBytes(of: &length) { pending.append($0) }
-            pending.append(body)
-            if pipelineStarted {
-                if wasEmpty { pipeline.broadcast() }
-                return false
-            }
-            pipelineStarted = true
-            return true
+    /// Runs `message` requests in order (`framed`: each body after its
+    /// `UInt32` length; else one body), holding the frames they send (their
+    /// sends and replies) and writing them together at the end, so a burst
+    /// costs few system calls and no reply waits longer than its run. Each
+    /// is decoded where it lies: the plugin reads its message there, with
+    /// no copy per message.
+    private func runMessages(_ requests: FrameBuffer, framed: Bool = true) {
+        channel.hold()
+        let bytes = requests.bytes
+        var offset = 0
+        while offset < bytes.count {
+            let length = framed ? Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) : bytes.count
+            let start = framed ? offset + 4 : 0
+            let body = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+            offset = start + length
+            // Checked when it was read; it cannot fail here.
+            guard let request = try? WorkerCodec.decodeMessageRequest(body) else { continue }
+            serveMessage(request)
         }
-        if first { try HostThread.start(name: "worker-pipeline") { [self] in runPipelined() } }
-    }
-
-    /// The pipeline thread: runs what came since it last looked, in order,
-    /// holding the frames they send (their sends and replies) and writing
-    /// them together after that run, so a burst of messages costs few
-    /// system calls and no reply waits longer than its run. The requests
-    /// are decoded where they lie in the queue's bytes: the plugin reads
-    /// its message there, with no copy per message.
-    private func runPipelined() {
-        var running = FrameBuffer(capacity: 64 << 10)
-        pipeline.lock()
-        while true {
-            while pending.isEmpty { pipeline.wait() }
-            swap(&pending, &running)
-            pipeline.unlock()
-            channel.hold()
-            let bytes = running.bytes
-            var offset = 0
-            while offset < bytes.count {
-                let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)])
-                offset += 4 + length
-                // The reader decoded it once already; it cannot fail here.
-                guard let request = try? WorkerCodec.decodeMessageRequest(body) else { continue }
-                serveMessage(request)
-            }
-            running.removeAll()
-            try? channel.release()
-            pipeline.lock()
-        }
+        try? channel.release()
     }
 
     /// Runs one pipelined `message` request and sends its reply.

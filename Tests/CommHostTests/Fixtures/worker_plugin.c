@@ -12,6 +12,9 @@
  *                        sends {"tick":N}, the third cancels the timer; the last call
  *                        sends {"last":STATUS}
  *   {"do":"post"}        post a task on this comm; it sends {"posted":STATUS}
+ *   {"do":"thread_post"} a thread of the plugin's own posts that task (a host call
+ *                        waiting for its reply) while the callback joins it; the
+ *                        callback returns the post's status
  *   {"do":"open_child"}  open a comm toward the client in this comm's session
  *                        (handler "worker", target "worker.child", generated id,
  *                        data {"child":true}), send {"child_id":ID} on it (ID read
@@ -128,6 +131,14 @@ static void post_task(void *data, commhost_status status) {
     send_text((commhost_comm *)data, text);
 }
 
+static commhost_status post_thread_status;
+
+static void *post_thread_main(void *arg) {
+    commhost_comm *comm = arg;
+    post_thread_status = host->post(host, NULL, comm, post_task, comm);
+    return NULL;
+}
+
 static commhost_status message(const commhost_handler *handler, void *instance, commhost_comm *comm, const commhost_message *m) {
     (void)handler;
     ((instance_t *)instance)->messages++;
@@ -159,6 +170,11 @@ static commhost_status message(const commhost_handler *handler, void *instance, 
         return s;
     } else if (has(m, "\"post\"")) {
         return host->post(host, NULL, comm, post_task, comm);
+    } else if (has(m, "\"thread_post\"")) {
+        pthread_t poster;
+        if (pthread_create(&poster, NULL, post_thread_main, comm) != 0) return COMMHOST_EFAIL;
+        pthread_join(poster, NULL);
+        return post_thread_status;
     } else if (has(m, "\"open_child\"")) {
         commhost_message open_message;
         memset(&open_message, 0, sizeof open_message);
