@@ -11,6 +11,7 @@ import Glibc
 /// Hashes are a multiply-mix of the id's words with a per-table random seed: a few instructions
 /// for the short ids clients use. Should a probe run ever grow long (ids chosen to collide), the
 /// table rehashes everything with the standard library's SipHash (`Hasher`) for good.
+///
 /// Generic over what it holds (the session's ``Comm``s) so tests can fill it without a session.
 struct CommTable<Comm: AnyObject & Identifiable> where Comm.ID == String {
     private struct Slot {
@@ -190,8 +191,8 @@ struct CommTable<Comm: AnyObject & Identifiable> where Comm.ID == String {
             next = (next &+ 1) & mask
             guard slots[next].comm != nil else { break }
             let home = Int(truncatingIfNeeded: slots[next].hash) & mask
-            // The entry at `next` may move into the hole unless its home lies cyclically in
-            // (hole, next], where it would then be unreachable from.
+            // The entry at `next` moves into the hole unless its home lies cyclically in
+            // (hole, next]: moved there, it would sit before its home, where no probe looks.
             let staysPut = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
             if staysPut { continue }
             slots[hole] = slots[next]
