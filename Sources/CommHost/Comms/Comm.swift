@@ -5,7 +5,7 @@ import Synchronization
 /// and the session it belongs to. The plugin's `commhost_comm *` is a token
 /// for this object; the host functions it receives land here and go to the
 /// session.
-final class Comm: CommHandle, @unchecked Sendable {
+final class Comm: CommHandle, Identifiable, @unchecked Sendable {
     // @unchecked: `handler`, `instance` and `owesClose` are touched only
     // inside the session's serialized context; `closed` only under the
     // session's output lock.

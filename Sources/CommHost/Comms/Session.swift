@@ -58,7 +58,7 @@ public final class Session: @unchecked Sendable {
 
     /// `Locked`, not `Mutex`: plugin threads and other sessions' stats
     /// requests contend with the session for it (see `Locked`).
-    private let comms = Locked(CommTable())
+    private let comms = Locked(CommTable<Comm>())
 
     /// Serializes plugin calls; `owner` is the thread holding it (0 if none).
     private let serial = ConditionLock()
@@ -160,29 +160,31 @@ public final class Session: @unchecked Sendable {
 
     private func handle(_ frame: UnsafeRawBufferPointer, line: Int) {
         trace?.record(session: id, inbound: true, line: line, frame: frame)
-        let parsed: InboundFrame
+        let scanned: ScannedFrame
         do {
-            parsed = try parser.parse(frame)
+            scanned = try parser.scan(frame)
         } catch {
             let parent = parser.messageIDToken(ofRefused: frame).map { $0.bytes(in: frame) }
             emitError(error, line: line, parent: parent)
             return
         }
-        currentParent = parsed.msgIDToken.map { $0.bytes(in: frame) }
+        currentParent = scanned.msgIDToken.map { $0.bytes(in: frame) }
         defer { currentParent = nil }
-        if parsed.kind != .commMsg { awaitPipelinedCalls() }
-        let data = parsed.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        let metadata = parsed.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        if scanned.kind != .commMsg { awaitPipelinedCalls() }
+        let data = scanned.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let metadata = scanned.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         currentInbound = (data, metadata)
         defer { currentInbound = nil }
-        switch parsed.kind {
+        switch scanned.kind {
         case .commOpen:
-            clientOpen(parsed, data: data, metadata: metadata, line: line)
+            clientOpen(scanned.inbound(in: frame), data: data, metadata: metadata, line: line)
         case .commMsg:
-            // The closures below capture these two, not the whole frame, which
-            // would be copied (and destroyed) once more per message.
-            let commID = parsed.commID, buffers = parsed.buffers
-            guard let comm = comms.withLock({ $0[commID] }) else {
+            // The comm is found by the id's raw bytes: no String on this path
+            // unless the id is unknown. The closures below capture the buffers,
+            // not the whole frame, which would be copied once more per message.
+            let buffers = scanned.buffers
+            guard let comm = comms.withLock({ table in scanned.withCommID(in: frame) { table[utf8: $0] } }) else {
+                let commID = scanned.commIDString(in: frame)
                 awaitPipelinedCalls()
                 logger.info("comm_msg for an unknown or closed comm; replying comm_close",
                             [("session", .int(id)), ("line", .int(line)), ("comm_id", .string(commID))])
@@ -213,12 +215,14 @@ public final class Session: @unchecked Sendable {
             }
             if offer?.wasDispatched == true { pipelinedLibrary = library }
         case .commClose:
+            let parsed = scanned.inbound(in: frame)
             guard let comm = comms.withLock({ $0.removeValue(forKey: parsed.commID) }) else { return }
             output.withLock { comm.closed = true }
             MessageView.with(data: data, metadata: metadata, buffers: parsed.buffers) { message in
                 runClose(comm, cause: .client, message: message)
             }
         case .commInfoRequest:
+            let parsed = scanned.inbound(in: frame)
             let listed = comms.withLock { table in
                 table.values.filter { parsed.targetName == nil || $0.targetName == parsed.targetName }
                     .map { (commID: $0.id, targetName: $0.targetName) }

@@ -36,31 +36,30 @@ public struct FrameParser: Sendable {
 
     /// Parses and validates one frame. Ranges in the result index `frame`.
     public func parse(_ frame: UnsafeRawBufferPointer) throws(WireError) -> InboundFrame {
+        try scan(frame).inbound(in: frame)
+    }
+
+    /// Parses and validates one frame as ``parse(_:)`` does, leaving its strings as tokens.
+    func scan(_ frame: UnsafeRawBufferPointer) throws(WireError) -> ScannedFrame {
         guard frame.count <= limits.maxFrameBytes else {
             throw WireError(.frameTooLong, "frame is \(frame.count) bytes; the limit is \(limits.maxFrameBytes)")
         }
         var scan = FrameScan(scanner: JSONScanner(frame, maxDepth: limits.maxDepth))
         try scan.readEnvelope()
         let kind = try scan.messageKind(dialect: dialect)
-        let s = scan.s
-        let commID: String
-        let targetName: String?
-        var data: ByteRange? = nil
+        var result = ScannedFrame(kind: kind, buffers: scan.buffers, msgIDToken: scan.headerMsgID?.token.range)
+        result.metadata = scan.metadata
         switch kind {
         case .commOpen, .commMsg, .commClose:
-            commID = s.string(scan.commID!.token)
-            targetName = kind == .commOpen ? s.string(scan.targetName!.token) : nil
-            if let member = scan.data { data = ByteRange(start: member.start, end: member.end) }
+            result.commID = scan.commID!.token
+            if kind == .commOpen { result.targetName = scan.targetName!.token }
+            if let member = scan.data { result.data = ByteRange(start: member.start, end: member.end) }
         case .commInfoRequest:
-            commID = ""
-            targetName = scan.targetName.map { s.string($0.token) }
+            result.targetName = scan.targetName?.token
         case .statsRequest:
-            commID = ""
-            targetName = nil
+            break
         }
-        return InboundFrame(kind: kind, commID: commID, targetName: targetName, data: data,
-                            metadata: scan.metadata, buffers: scan.buffers,
-                            msgIDToken: scan.headerMsgID?.token.range)
+        return result
     }
 
     /// For a frame `parse` refused: the raw `header.msg_id` token (quotes
