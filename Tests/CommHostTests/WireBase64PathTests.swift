@@ -179,4 +179,24 @@ final class WireBase64PathTests: XCTestCase {
             }
         }
     }
+
+    func testABufferListHandsThePluginItsStorageWithoutACopy() throws {
+        var list = BufferList()
+        for text in ["AAEC", "", "/w==", "aGk="] {
+            try list.appendDecoding(base64: Array(text.utf8))
+        }
+        XCTAssertEqual(list, [[0, 1, 2], [], [0xFF], Array("hi".utf8)])
+        XCTAssertThrowsError(try list.appendDecoding(base64: Array("AA*A".utf8)))
+        XCTAssertEqual(list.count, 4, "a refused text adds no buffer")
+        let storageBase = list.withStorage { storage, _ in storage.baseAddress }
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        MessageView.with(data: empty, metadata: empty, buffers: list) { message in
+            XCTAssertEqual(message.pointee.buffer_count, 4)
+            let slices = UnsafeBufferPointer(start: message.pointee.buffers, count: 4)
+            XCTAssertEqual(slices.map(\.len), [3, 0, 1, 2])
+            XCTAssert(slices.allSatisfy { $0.ptr != nil }, "no NULL pointer, not even for the empty buffer")
+            XCTAssertEqual(UnsafeRawPointer(slices[0].ptr), storageBase, "the first buffer is the decoded storage itself")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: slices[3].ptr, count: 2)), Array("hi".utf8))
+        }
+    }
 }

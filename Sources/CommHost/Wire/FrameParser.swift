@@ -117,7 +117,7 @@ private struct FrameScan {
     var data: Member? = nil
     var targetModule: Member? = nil
     var metadata: ByteRange? = nil
-    var buffers: [[UInt8]] = []
+    var buffers = BufferList()
 
     init(scanner: JSONScanner) { s = scanner }
 
@@ -308,11 +308,11 @@ private struct FrameScan {
     mutating func decodeBuffer(_ token: StringToken, index: Int) {
         do throws(Base64.DecodingError) {
             if token.hasEscapes {
-                buffers.append(try Base64.decode(s.decodedBytes(token)))
+                try buffers.appendDecoding(base64: s.decodedBytes(token))
             } else {
                 let text = UnsafeRawBufferPointer(start: s.base + token.contentStart,
                                                   count: token.contentEnd - token.contentStart)
-                buffers.append(try Base64.decode(text))
+                try buffers.appendDecoding(base64: text)
             }
         } catch {
             note(WireError(.invalidBase64, "buffers[\(index)]: \(error.reason)"))
