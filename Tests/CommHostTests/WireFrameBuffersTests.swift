@@ -71,6 +71,28 @@ final class WireFrameBuffersTests: XCTestCase {
         XCTAssertEqual(offsetError(bytes)?.name, .invalidFrame)
     }
 
+    func testTheNextLargeFrameDecodesIntoTheStorageTheLastOneLeft() throws {
+        var raw = [UInt8](repeating: 0x5A, count: SpareBytes.minimumCapacity + 3)
+        for i in stride(from: 0, to: raw.count, by: 4093) { raw[i] = UInt8(truncatingIfNeeded: i / 4093) }
+        let bytes = frame(buffers: "[\"" + Data(raw).base64EncodedString() + "\"]")
+        func decodedAt() throws -> UnsafeRawPointer? {
+            let parsed = try parser.parse(bytes)
+            XCTAssertEqual(parsed.buffers.count, 1)
+            return parsed.buffers.withStorage { storage, ends in
+                XCTAssertEqual(ends, [raw.count])
+                XCTAssertEqual(memcmp(storage.baseAddress!, raw, raw.count), 0, "the buffer decoded into reused storage is whole")
+                return storage.baseAddress
+            }
+        }
+        let first = try decodedAt()
+        let second = try decodedAt()
+        XCTAssertNotNil(first)
+        XCTAssertEqual(first, second, "the second frame's buffer went where the first one's was")
+        // A small buffer leaves the kept storage alone.
+        XCTAssertEqual(try parser.parse(frame(buffers: #"["AAEC"]"#)).buffers, [[0, 1, 2]])
+        XCTAssertEqual(try decodedAt(), first)
+    }
+
     private func offsetError(_ bytes: [UInt8]) -> WireError? {
         if case .failure(let error) = result(bytes) { return error }
         return nil
