@@ -14,7 +14,9 @@ let package = Package(
     targets: [
         .target(name: "CommPluginAPI"),
         .target(name: "CommPluginKit", dependencies: ["CommPluginAPI"]),
-        .target(name: "CommHost", dependencies: ["CommPluginAPI"]),
+        // The vector loops behind Wire/Base64 (SSSE3, AVX2), chosen at run time; C, no dependencies.
+        .target(name: "CommBase64"),
+        .target(name: "CommHost", dependencies: ["CommPluginAPI", "CommBase64"]),
         .executableTarget(name: "commhost", dependencies: ["CommHost"]),
         // The benchmark (issue 7); its Python and C peers live in Benchmarks/peer, outside the target.
         .executableTarget(name: "commhost-bench", dependencies: ["CommHost"], path: "Benchmarks/commhost-bench"),

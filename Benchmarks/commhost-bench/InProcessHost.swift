@@ -14,14 +14,14 @@ final class InProcessHost {
 
     /// With `worker` (a `commhost` executable), the plugin is served by a
     /// `commhost worker` child process, as a target with `"isolation": "process"`.
-    init(pluginPath: String, worker: String? = nil) throws {
+    init(pluginPath: String, worker: String? = nil, limits: SessionLimits = SessionLimits()) throws {
         staging = try StagingArea()
         library = try PluginLibrary.load(path: pluginPath, staging: staging,
                                          isolation: worker.map { WorkerLaunch(executable: $0) })
         guard let handler = library.handler(named: "echo") else {
             throw ScenarioFailure("\(pluginPath) has no handler \"echo\"")
         }
-        manager = CommManager(targets: TargetTable(["bench.echo": handler]))
+        manager = CommManager(targets: TargetTable(["bench.echo": handler]), limits: limits)
         session = manager.makeSession()
     }
 

@@ -11,7 +11,7 @@ struct Scenario: Sendable {
         Scenario(name: "stdio", summary: "commhost serve through pipes: pipelined throughput, ping-pong latency", run: StdioScenario.run),
         Scenario(name: "socket", summary: "1, 8 and 64 sessions over the Unix socket", run: SocketScenario.run),
         Scenario(name: "isolation", summary: "the C echo served by a worker process beside the same echo in-process", run: IsolationScenario.run),
-        Scenario(name: "buffers", summary: "comm_msg with one 1 MiB binary buffer", run: BuffersScenario.run),
+        Scenario(name: "buffers", summary: "comm_msg with one 1 MiB, then one 64 MiB binary buffer", run: BuffersScenario.run),
         Scenario(name: "reload", summary: "C plugin with 1 000 comms swapped under steady traffic", run: ReloadScenario.run),
         Scenario(name: "comms", summary: "memory per open comm, RSS at idle", run: CommsScenario.run),
         Scenario(name: "startup", summary: "launch to first reply with the default manifest", run: StartupScenario.run),

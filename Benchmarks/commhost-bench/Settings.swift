@@ -12,6 +12,8 @@ struct Settings: Sendable {
     var pingPongs: Int
     /// 1 MiB messages per buffers round.
     var bufferMessages: Int
+    /// 64 MiB messages per buffers round.
+    var largeBufferMessages: Int
     /// Comms opened in the memory scenario.
     var comms: Int
     /// Memory-scenario repetitions.
@@ -22,7 +24,7 @@ struct Settings: Sendable {
     var reloads: Int
 
     static let quick = Settings(quick: true, warmup: 1, rounds: 3, dispatchMessages: 30_000, pipelinedMessages: 40_000,
-                                pingPongs: 1_000, bufferMessages: 10, comms: 100_000, memoryRounds: 1, launches: 5, reloads: 3)
+                                pingPongs: 1_000, bufferMessages: 10, largeBufferMessages: 1, comms: 100_000, memoryRounds: 1, launches: 5, reloads: 3)
     static let full = Settings(quick: false, warmup: 2, rounds: 7, dispatchMessages: 200_000, pipelinedMessages: 200_000,
-                               pingPongs: 10_000, bufferMessages: 40, comms: 100_000, memoryRounds: 3, launches: 20, reloads: 10)
+                               pingPongs: 10_000, bufferMessages: 40, largeBufferMessages: 2, comms: 100_000, memoryRounds: 3, launches: 20, reloads: 10)
 }

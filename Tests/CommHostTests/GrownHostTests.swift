@@ -11,14 +11,15 @@ import XCTest
 /// at their own size.
 final class GrownHostTests: XCTestCase {
     /// Builds the grown host once per test process: a scratch package whose
-    /// CommPluginAPI target is the grown header and whose CommHost and
-    /// commhost targets are this repository's sources.
+    /// CommPluginAPI target is the grown header and whose CommBase64,
+    /// CommHost and commhost targets are this repository's sources.
     private static let grownHost: Result<String, any Error> = Result {
         let root = NSTemporaryDirectory() + "commhost-grown-" + UUID().uuidString
         let api = root + "/CommPluginAPI"
         try FileManager.default.createDirectory(atPath: api + "/include", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: TestSupport.fixture("abi_grown/comm_plugin.h"), toPath: api + "/include/comm_plugin.h")
         try "#include \"comm_plugin.h\"\n".write(toFile: api + "/comm_plugin.c", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: root + "/CommBase64", withDestinationPath: TestSupport.repoRoot + "/Sources/CommBase64")
         try FileManager.default.createSymbolicLink(atPath: root + "/CommHost", withDestinationPath: TestSupport.repoRoot + "/Sources/CommHost")
         try FileManager.default.createSymbolicLink(atPath: root + "/commhost", withDestinationPath: TestSupport.repoRoot + "/Sources/commhost")
         try """
@@ -28,7 +29,8 @@ final class GrownHostTests: XCTestCase {
             name: "grownhost",
             targets: [
                 .target(name: "CommPluginAPI", path: "CommPluginAPI"),
-                .target(name: "CommHost", dependencies: ["CommPluginAPI"], path: "CommHost"),
+                .target(name: "CommBase64", path: "CommBase64"),
+                .target(name: "CommHost", dependencies: ["CommPluginAPI", "CommBase64"], path: "CommHost"),
                 .executableTarget(name: "commhost", dependencies: ["CommHost"], path: "commhost"),
             ],
             swiftLanguageModes: [.v6]

@@ -33,11 +33,12 @@ struct OwnedMessage: Sendable {
         self.buffers = buffers
     }
 
-    /// Calls `body` with a borrowed ABI view of this message.
+    /// Calls `body` with a borrowed ABI view of this message (its buffers packed into one
+    /// storage for the call).
     func withMessage<R>(_ body: (UnsafePointer<commhost_message>) -> R) -> R {
         data.withUnsafeBytes { data in
             metadata.withUnsafeBytes { metadata in
-                MessageView.with(data: data, metadata: metadata, buffers: buffers, body)
+                MessageView.with(data: data, metadata: metadata, buffers: buffers.isEmpty ? [] : BufferList(buffers), body)
             }
         }
     }
@@ -54,8 +55,9 @@ enum MessageView {
     static let emptyObject: StaticString = "{}"
 
     /// Calls `body` with a message whose data and metadata point at the given
-    /// bytes (empty means `{}`) and whose buffers point at `buffers`.
-    static func with<R>(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, buffers: [[UInt8]],
+    /// bytes (empty means `{}`) and whose buffers point into `buffers`' storage
+    /// where they lie: nothing is copied.
+    static func with<R>(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, buffers: BufferList,
                         _ body: (UnsafePointer<commhost_message>) -> R) -> R {
         var message = commhost_message()
         message.struct_size = MemoryLayout<commhost_message>.size
@@ -64,25 +66,21 @@ enum MessageView {
         if buffers.isEmpty {
             return withUnsafePointer(to: &message, body)
         }
-        // One contiguous copy gives every buffer a stable address for the call.
-        let total = buffers.reduce(0) { $0 + $1.count }
-        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 16)
-        let slices = UnsafeMutablePointer<commhost_bytes>.allocate(capacity: buffers.count)
-        defer {
-            storage.deallocate()
-            slices.deallocate()
-        }
-        var offset = 0
-        for (i, buffer) in buffers.enumerated() {
-            buffer.withUnsafeBytes { src in
-                if src.count > 0 { (storage.baseAddress! + offset).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+        return buffers.withStorage { storage, ends in
+            // Every pointer given is non-NULL, an empty buffer's too (the ABI allows NULL there,
+            // but a plugin need not expect it).
+            let base = storage.baseAddress ?? UnsafeRawPointer(emptyObject.utf8Start)
+            let slices = UnsafeMutablePointer<commhost_bytes>.allocate(capacity: ends.count)
+            defer { slices.deallocate() }
+            var start = 0
+            for (i, end) in ends.enumerated() {
+                slices[i] = commhost_bytes(ptr: (base + start).assumingMemoryBound(to: UInt8.self), len: end - start)
+                start = end
             }
-            slices[i] = commhost_bytes(ptr: (storage.baseAddress! + offset).assumingMemoryBound(to: UInt8.self), len: buffer.count)
-            offset += buffer.count
+            message.buffers = UnsafePointer(slices)
+            message.buffer_count = ends.count
+            return withUnsafePointer(to: &message, body)
         }
-        message.buffers = UnsafePointer(slices)
-        message.buffer_count = buffers.count
-        return withUnsafePointer(to: &message, body)
     }
 
     /// Calls `body` with a message whose data, metadata and buffers point

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Reads one inbound frame (one line, without its `\n`) into an ``InboundFrame``.
 ///
 /// One pass over the bytes, no JSON values built: the envelope is walked member by member with
@@ -116,7 +118,7 @@ private struct FrameScan {
     var data: Member? = nil
     var targetModule: Member? = nil
     var metadata: ByteRange? = nil
-    var buffers: [[UInt8]] = []
+    var buffers = BufferList()
 
     init(scanner: JSONScanner) { s = scanner }
 
@@ -293,7 +295,9 @@ private struct FrameScan {
         guard try s.enterArray(depth: 2) else { return }
         var index = 0
         repeat {
-            if s.current == UInt8(ascii: "\"") {
+            if s.current == UInt8(ascii: "\""), firstProblem == nil, let end = decodePlainBuffer() {
+                s.pos = end
+            } else if s.current == UInt8(ascii: "\"") {
                 let token = try s.scanString()
                 if firstProblem == nil { decodeBuffer(token, index: index) }
             } else {
@@ -304,14 +308,34 @@ private struct FrameScan {
         } while try s.nextElement()
     }
 
+    /// The usual buffer, checked and decoded in one pass over its text once `memchr` has found the
+    /// next `"`: a string of nothing but base64 characters, decoded where it lies. Every text the strict decoder accepts is plain JSON string content
+    /// (no escapes, quotes, control or non-ASCII bytes), so decoding what lies before the next `"`
+    /// checks the string as well. Returns the offset after the closing quote; nil, with nothing
+    /// appended, for any other string (escapes, a base64 error, no closing quote), which then
+    /// takes the scanner and ``decodeBuffer(_:index:)`` and gets their errors.
+    mutating func decodePlainBuffer() -> Int? {
+        let start = s.pos + 1
+        guard start < s.count, let quote = memchr(s.base + start, Int32(UInt8(ascii: "\"")), s.count - start) else {
+            return nil
+        }
+        let end = UnsafeRawPointer(s.base).distance(to: UnsafeRawPointer(quote))
+        do {
+            try buffers.appendDecoding(base64: UnsafeRawBufferPointer(start: s.base + start, count: end - start))
+        } catch {
+            return nil
+        }
+        return end + 1
+    }
+
     mutating func decodeBuffer(_ token: StringToken, index: Int) {
         do throws(Base64.DecodingError) {
             if token.hasEscapes {
-                buffers.append(try Base64.decode(s.decodedBytes(token)))
+                try buffers.appendDecoding(base64: s.decodedBytes(token))
             } else {
                 let text = UnsafeRawBufferPointer(start: s.base + token.contentStart,
                                                   count: token.contentEnd - token.contentStart)
-                buffers.append(try Base64.decode(text))
+                try buffers.appendDecoding(base64: text)
             }
         } catch {
             note(WireError(.invalidBase64, "buffers[\(index)]: \(error.reason)"))

@@ -14,15 +14,15 @@ public struct InboundFrame: Sendable {
     public var data: ByteRange?
     /// The raw text of `metadata` (a JSON object, exactly as received); nil means `{}`.
     public var metadata: ByteRange?
-    /// `buffers`, base64-decoded; `[]` when there are none.
-    public var buffers: [[UInt8]]
+    /// `buffers`, base64-decoded into one storage; empty when there are none.
+    public var buffers: BufferList
     /// The raw JSON string token of `header.msg_id`, quotes included, to be written verbatim as
     /// `parent_header.msg_id` on replies; nil when the frame has none.
     public var msgIDToken: ByteRange?
 
     /// A frame with the given parts.
     public init(kind: InboundKind, commID: String = "", targetName: String? = nil,
-                data: ByteRange? = nil, metadata: ByteRange? = nil, buffers: [[UInt8]] = [],
+                data: ByteRange? = nil, metadata: ByteRange? = nil, buffers: BufferList = [],
                 msgIDToken: ByteRange? = nil) {
         self.kind = kind
         self.commID = commID

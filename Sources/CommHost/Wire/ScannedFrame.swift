@@ -16,8 +16,8 @@ struct ScannedFrame {
     var data: ByteRange?
     /// The raw text of `metadata`; nil means `{}`.
     var metadata: ByteRange?
-    /// `buffers`, base64-decoded.
-    var buffers: [[UInt8]]
+    /// `buffers`, base64-decoded into one storage; empty when there are none.
+    var buffers: BufferList
     /// The raw JSON string token of `header.msg_id`, quotes included.
     var msgIDToken: ByteRange?
 
