@@ -32,24 +32,27 @@ public final class Session: @unchecked Sendable {
 
     /// Guards `encoder`, `pending`, `writingBytes`, `ending`, `ended`,
     /// `endReason`, `onEarlyEnd`, `wakeupsHeld`, `writing`, `blocked`,
-    /// `writableQueued` and every comm's `closed`.
+    /// `writableQueued` and every comm's `closed`. The ones every frame
+    /// touches skip Swift's run-time exclusivity check
+    /// (`@exclusivity(unchecked)`, about 250 instructions a message): the
+    /// lock already makes each access exclusive.
     private let output = ConditionLock()
-    private var encoder: FrameEncoder
-    private var pending: [UInt8] = []
+    @exclusivity(unchecked) private var encoder: FrameEncoder
+    @exclusivity(unchecked) private var pending: [UInt8] = []
     /// Bytes taken from `pending` by a writer and not yet written.
-    private var writingBytes = 0
+    @exclusivity(unchecked) private var writingBytes = 0
     /// Set when the session begins to end: host open and scheduling refuse from then on.
-    private var ending = false
-    private var ended = false
+    @exclusivity(unchecked) private var ending = false
+    @exclusivity(unchecked) private var ended = false
     private var endReason: String?
     private var onEarlyEnd: (@Sendable () -> Void)?
     /// Libraries that got `COMMHOST_EAGAIN` and wait for session_writable.
     private var blocked: [PluginLibrary] = []
     private var writableQueued = false
     /// Nesting depth of `handleBatch`; while above 0 appends do not wake the writer.
-    private var wakeupsHeld = 0
+    @exclusivity(unchecked) private var wakeupsHeld = 0
     /// A thread is writing output (the writer, or a reader writing directly), so no other may.
-    private var writing = false
+    @exclusivity(unchecked) private var writing = false
     /// The transport's non-blocking write and how much it takes at once
     /// (`setDirectWriter`), for output made on a worker's reader thread.
     private var directWriter: (limit: Int, write: @Sendable (UnsafeRawBufferPointer) -> Int)?

@@ -38,7 +38,9 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
     }
 
     private let lock = ConditionLock()
-    private var slots: [Slot] = []
+    /// Unchecked for exclusivity at run time (every plugin call looks a
+    /// handle up): `lock` already makes each access exclusive.
+    @exclusivity(unchecked) private var slots: [Slot] = []
     private var free: [Int] = []
 
     /// Registers `object`, which the host holds until `hostRelease`.

@@ -1,5 +1,6 @@
 import CommPluginAPI
 import Dispatch
+import Glibc
 
 /// The worker's side of the protocol (`WorkerMessage`), served by two
 /// *lanes*, the thread calling `serve` and one more started with the first
