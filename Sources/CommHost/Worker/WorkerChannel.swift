@@ -1,7 +1,8 @@
 import Glibc
 
 /// One end of the host-worker socket pair: whole `WorkerMessage` frames out
-/// (from any thread; one lock keeps frames whole) and in (one reader).
+/// (from any thread; one lock keeps frames whole) and in (one reader at a
+/// time: the host's reader thread, or the worker's lanes taking turns).
 ///
 /// A thread may *hold* its frames (`hold`): they are kept, in order, and
 /// written together by `flushHeld` or `release`, so a run of
@@ -13,7 +14,7 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     // and the socket's write side are guarded by `writeLock`; a thread's
     // held frames (its `heldKey` slot) are touched only by that thread
     // (and written holding `writeLock`); `readBuffer`, `start` and `end`
-    // only by the one reading thread.
+    // only by the thread reading (one at a time).
 
     /// The descriptor (a connected `AF_UNIX` `SOCK_STREAM` socket).
     let fd: Int32
@@ -145,7 +146,7 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
         }
     }
 
-    /// Reads the next message; blocks until one is whole. Only one thread may call it.
+    /// Reads the next message; blocks until one is whole. One thread at a time may call it.
     func receive() throws(Failure) -> (id: UInt64, message: WorkerMessage) {
         let body = try receiveBody()
         switch Result(catching: { () throws(WorkerCodec.Malformed) in try WorkerCodec.decode(body) }) {
@@ -156,7 +157,7 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
 
     /// Reads the next frame and returns its body (what follows the length
     /// prefix) where it lies in the read buffer: valid until the next
-    /// `receive` or `receiveBody`. Only one thread may call it.
+    /// `receive` or `receiveBody`. One thread at a time may call it.
     func receiveBody() throws(Failure) -> UnsafeRawBufferPointer {
         try fill(4)
         let length = Int(UInt32(littleEndian: readBuffer.base.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
@@ -169,7 +170,7 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     }
 
     /// Whether a whole frame is read already: the next `receive` will not
-    /// block. Only the reading thread may ask.
+    /// block. Only the thread reading may ask.
     var hasWholeFrame: Bool {
         guard end - start >= 4 else { return false }
         let length = Int(UInt32(littleEndian: readBuffer.base.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
