@@ -15,9 +15,9 @@ enum ReloadScenario {
 
     static func run(_ tools: Toolbox, _ settings: Settings) throws -> [Row] {
         let commhost = try tools.commhost()
-        let help = try runProgram([commhost, "--help"])
+        let help = try runProgram([commhost, "serve", "--help"])
         guard help.output.contains("--watch") else {
-            throw ScenarioUnavailable(description: "this commhost has no --watch option (issue 5)")
+            throw ScenarioUnavailable(description: "this commhost's serve has no --watch option (issue 5)")
         }
         let dir = tools.workDirectory + "/reload"
         let plugins = dir + "/plugins"
