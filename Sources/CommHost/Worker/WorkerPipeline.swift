@@ -11,6 +11,11 @@ final class WorkerPipeline: @unchecked Sendable {
 
     /// Requests in flight at most: 64 sessions keeping 16 each in flight fit.
     static let capacity = 1024
+    /// A sender that found the pipeline full waits until it has drained to
+    /// this many. Waking it as soon as there is room for one would hand the
+    /// CPU between the sender and the reader once per message for as long
+    /// as the pipeline stays full.
+    static let resumeAt = capacity / 2
 
     struct Entry {
         let id: UInt64
@@ -45,16 +50,19 @@ final class WorkerPipeline: @unchecked Sendable {
         self.deadline = deadline
     }
 
-    /// Waits until fewer than `limit` requests are in flight (0: none).
-    /// `beforeBlocking` runs once, without the lock, before the first time
-    /// it would block (to write frames the caller holds back).
+    /// Waits until fewer than `limit` requests are in flight (0: none);
+    /// once it finds `capacity` in flight, until no more than `resumeAt`
+    /// are. `beforeBlocking` runs once, without the lock, before the first
+    /// time it would block (to write frames the caller holds back).
     func wait(untilFewerThan limit: Int, beforeBlocking: () -> Void) -> Wait {
         lock.lock()
         defer { lock.unlock() }
         var prepared = false
+        var limit = limit
         while true {
             if dead { return .dead }
             guard let oldest, count >= max(limit, 1) else { return .ready }
+            if limit >= Self.capacity { limit = Self.resumeAt + 1 }
             if !prepared {
                 prepared = true
                 lock.unlock()
@@ -95,9 +103,9 @@ final class WorkerPipeline: @unchecked Sendable {
     func take(_ id: UInt64) -> Entry? {
         lock.withLock {
             guard let entry = oldest else { return nil }
-            // Waiters wait for room (below capacity) or for none in flight:
-            // woken only when the count crosses one of those.
-            if count == Self.capacity || count == 1 { lock.broadcast() }
+            // Waiters wait for the pipeline to drain to `resumeAt`, or for
+            // none in flight: woken only when the count reaches one of those.
+            if count == Self.resumeAt + 1 || count == 1 { lock.broadcast() }
             guard entry.id == id else {
                 guard let index = entries[head...].firstIndex(where: { $0.id == id }) else { return nil }
                 return entries.remove(at: index)

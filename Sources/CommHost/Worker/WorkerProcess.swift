@@ -228,8 +228,9 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Sends a comm_msg request without waiting for its reply: `call` ends
     /// when the reply comes (on the reader thread), and the host calls made
-    /// under it run there with it. Waits only while `WorkerPipeline.capacity`
-    /// requests are in flight. False when the worker died (or was killed for
+    /// under it run there with it. Waits only when `WorkerPipeline.capacity`
+    /// requests are in flight, until half of them are answered. False when
+    /// the worker died (or was killed for
     /// missing the deadline) before it could be sent.
     func pipeline(_ message: some WorkerFrame, what: WorkerCallback, call: PipelinedCall) -> Bool {
         guard awaitPipeline(untilFewerThan: WorkerPipeline.capacity) else { return false }

@@ -1,0 +1,55 @@
+import Foundation
+import Glibc
+import Synchronization
+import XCTest
+@testable import CommHost
+
+/// The comm_msgs in flight to one worker (`WorkerPipeline`).
+final class WorkerPipelineTests: XCTestCase {
+    func testASenderThatFindsThePipelineFullWaitsUntilHalfIsAnswered() throws {
+        let pipeline = WorkerPipeline(deadlineNanoseconds: 60_000_000_000)
+        for id in 1...UInt64(WorkerPipeline.capacity) {
+            XCTAssertNotNil(pipeline.add(id: id, call: PipelinedCall(), what: WorkerCallback(name: "comm_msg")))
+        }
+        let resumed = Atomic<Int>(-1)
+        let taken = Atomic<Int>(0)
+        let waiter = Thread {
+            _ = pipeline.wait(untilFewerThan: WorkerPipeline.capacity, beforeBlocking: {})
+            resumed.store(taken.load(ordering: .acquiring), ordering: .releasing)
+        }
+        waiter.start()
+        usleep(50_000)
+        XCTAssertEqual(resumed.load(ordering: .acquiring), -1, "a full pipeline holds the sender")
+        // Answered one by one, in order: the sender goes on only once no more than resumeAt are in flight.
+        for id in 1...UInt64(WorkerPipeline.capacity - WorkerPipeline.resumeAt) {
+            taken.store(Int(id), ordering: .releasing)
+            XCTAssertNotNil(pipeline.take(id))
+            if id == 1 || id == 100 {
+                usleep(20_000)
+                XCTAssertEqual(resumed.load(ordering: .acquiring), -1, "room for one is not enough (\(id) answered)")
+            }
+        }
+        let deadline = MonotonicClock.seconds() + 10
+        while resumed.load(ordering: .acquiring) < 0, MonotonicClock.seconds() < deadline { usleep(1_000) }
+        XCTAssertEqual(resumed.load(ordering: .acquiring), WorkerPipeline.capacity - WorkerPipeline.resumeAt,
+                       "the sender goes on when the pipeline has drained to resumeAt")
+    }
+
+    func testWaitingForNoneInFlightEndsWithTheLastReply() {
+        let pipeline = WorkerPipeline(deadlineNanoseconds: 60_000_000_000)
+        for id in 1...UInt64(3) { XCTAssertNotNil(pipeline.add(id: id, call: PipelinedCall(), what: WorkerCallback(name: "comm_msg"))) }
+        let done = Atomic<Bool>(false)
+        let waiter = Thread {
+            _ = pipeline.wait(untilFewerThan: 0, beforeBlocking: {})
+            done.store(true, ordering: .releasing)
+        }
+        waiter.start()
+        for id in 1...UInt64(2) { XCTAssertNotNil(pipeline.take(id)) }
+        usleep(20_000)
+        XCTAssertFalse(done.load(ordering: .acquiring))
+        XCTAssertNotNil(pipeline.take(3))
+        let deadline = MonotonicClock.seconds() + 10
+        while !done.load(ordering: .acquiring), MonotonicClock.seconds() < deadline { usleep(1_000) }
+        XCTAssertTrue(done.load(ordering: .acquiring))
+    }
+}
