@@ -824,19 +824,11 @@ public final class Session: @unchecked Sendable {
     /// writer thread, ahead of anything appended since.
     /// Lets threads other than the transport's reader write what they add
     /// the way `handleBatch` does (a worker's reader thread delivering a
-    /// pipelined callback's sends: `deliverFromWorker`), so a reply needs no
+    /// pipelined callback's sends: `beginDelivery`), so a reply needs no
     /// wake-up of the writer thread when the client keeps up. Set before
     /// serving; dropped when the session ends.
     public func setDirectWriter(limit: Int, write: @escaping @Sendable (UnsafeRawBufferPointer) -> Int) {
         output.withLock { directWriter = (limit, write) }
-    }
-
-    /// Runs `body` (host calls of a pipelined callback, on a worker's reader
-    /// thread) as a run of its own: what it adds is written directly at the
-    /// end when nobody else is writing.
-    func deliverFromWorker(_ body: () -> Void) {
-        guard let writer = output.withLock({ directWriter }) else { return body() }
-        handleBatch(directLimit: writer.limit, write: writer.write, body)
     }
 
     /// Opens a delivery for a worker's reader (`PipelinedCall.beginDelivery`):
@@ -1214,10 +1206,6 @@ final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
 
     override func finished(status: commhost_status, errorText: String?) {
         session.pipelinedCallFinished(self, status: status, errorText: errorText)
-    }
-
-    override func delivering(_ body: () -> Void) {
-        session.deliverFromWorker(body)
     }
 
     override func beginDelivery(continuing open: DeliveryBatch?) -> DeliveryBatch? {

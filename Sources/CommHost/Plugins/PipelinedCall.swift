@@ -22,8 +22,13 @@ class PipelinedCall: @unchecked Sendable {
     func finished(status: commhost_status, errorText: String?) {}
 
     /// Runs `body` (host calls made under the callback, on the worker's
-    /// reader thread) so that what it sends reaches the client at once.
-    func delivering(_ body: () -> Void) { body() }
+    /// reader thread) in a delivery of its own, so that what it sends
+    /// reaches the client at once.
+    final func delivering(_ body: () -> Void) {
+        let delivery = beginDelivery(continuing: nil)
+        body()
+        delivery?.endDelivery()
+    }
 
     /// For a worker's reader about to run host calls made under this call:
     /// the delivery their output goes out with. `open` is the one the

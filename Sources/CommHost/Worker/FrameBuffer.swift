@@ -38,6 +38,13 @@ final class FrameBuffer {
         count += bytes.count
     }
 
+    /// Drops the first `byteCount` bytes, moving the rest to the front.
+    func removeFirst(_ byteCount: Int) {
+        precondition(byteCount >= 0 && byteCount <= count, "FrameBuffer: removing more than it holds")
+        if byteCount < count { base.copyMemory(from: base + byteCount, byteCount: count - byteCount) }
+        count -= byteCount
+    }
+
     private func grow(toHold needed: Int) {
         var newCapacity = capacity * 2
         while newCapacity < needed { newCapacity *= 2 }

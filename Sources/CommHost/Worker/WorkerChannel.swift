@@ -13,7 +13,7 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     // @unchecked: `fd` and `heldKey` are immutable; `scratch`, `heldOwners`
     // and the socket's write side are guarded by `writeLock`; a thread's
     // held frames (its `heldKey` slot) are touched only by that thread
-    // (and written holding `writeLock`); `readBuffer`, `start` and `end`
+    // (and written holding `writeLock`); `readBuffer` and `start`
     // only by the thread reading (one at a time).
 
     /// The descriptor (a connected `AF_UNIX` `SOCK_STREAM` socket).
@@ -28,7 +28,8 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     /// Every thread's held frames, kept (and freed) with the channel.
     private var heldOwners: [Held] = []
     private let readBuffer = FrameBuffer(capacity: 64 << 10)
-    private var start = 0, end = 0
+    /// Where the unread bytes of `readBuffer` begin (they end at its count).
+    private var start = 0
     /// Held bytes past which they are written at once.
     private static let heldLimit = 256 << 10
 
@@ -172,9 +173,9 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     /// Whether a whole frame is read already: the next `receive` will not
     /// block. Only the thread reading may ask.
     var hasWholeFrame: Bool {
-        guard end - start >= 4 else { return false }
+        guard readBuffer.count - start >= 4 else { return false }
         let length = Int(UInt32(littleEndian: readBuffer.base.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
-        return end - start - 4 >= length
+        return readBuffer.count - start - 4 >= length
     }
 
     /// Shuts both directions down, waking a blocked reader.
@@ -184,26 +185,21 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
 
     /// Reads until at least `count` unread bytes are buffered (from `start`).
     private func fill(_ count: Int) throws(Failure) {
-        while end - start < count {
+        while readBuffer.count - start < count {
             if start > 0 {
-                if end > start { readBuffer.base.copyMemory(from: readBuffer.base + start, byteCount: end - start) }
-                end -= start
+                readBuffer.removeFirst(start)
                 start = 0
-                readBuffer.removeAll()
-                readBuffer.commit(end)
             }
-            if readBuffer.capacity - end < count || readBuffer.capacity == end {
+            if readBuffer.capacity - readBuffer.count < count || readBuffer.capacity == readBuffer.count {
                 _ = readBuffer.reserve(max(count, readBuffer.capacity))
             }
-            let n = Glibc.read(fd, readBuffer.base + end, readBuffer.capacity - end)
+            let n = Glibc.read(fd, readBuffer.base + readBuffer.count, readBuffer.capacity - readBuffer.count)
             if n == 0 { throw .closed }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw errno == ECONNRESET ? .closed : .system("read", errno)
             }
-            end += n
-            readBuffer.removeAll()
-            readBuffer.commit(end)
+            readBuffer.commit(n)
         }
     }
 }

@@ -66,8 +66,8 @@ enum WorkerCodec {
         case .deinitialize: message = .deinitialize
         case .sessionBlocked: message = .sessionBlocked(session: try r.u64())
         case .reply:
-            let status = try r.i32(), hasError = try r.u8(), error = try r.text()
-            message = .reply(status: status, error: hasError == 0 ? nil : error, value: try r.u64(), bytes: try r.bytes())
+            let reply = try r.reply()
+            message = .reply(status: reply.status, error: reply.error, value: reply.value, bytes: Array(reply.bytes))
         case .hostCall: message = .hostCall(during: try r.u64(), call: try r.call())
         case .hostReply: message = .hostReply(status: try r.i32(), value: try r.u64(), text: try r.text())
         }
@@ -109,17 +109,9 @@ enum WorkerCodec {
         guard body.first == Kind.reply.rawValue else { return nil }
         var r = Reader(body)
         _ = try r.u8()
-        let id = try r.u64(), status = try r.i32(), hasError = try r.u8(), errorBytes = try r.bytesView()
-        var error: String?
-        if hasError != 0 || !errorBytes.isEmpty {
-            guard let text = String(validating: errorBytes, as: UTF8.self) else {
-                throw Malformed(description: "text at offset \(r.offset) is not UTF-8")
-            }
-            if hasError != 0 { error = text }
-        }
-        let value = try r.u64(), bytes = try r.bytesView()
+        let id = try r.u64(), reply = try r.reply()
         guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a reply frame") }
-        return (id, status, error, value, bytes)
+        return (id, reply.status, reply.error, reply.value, reply.bytes)
     }
 
     enum CallKind: UInt8 {
@@ -165,13 +157,25 @@ enum WorkerCodec {
             guard n <= remaining / max(minimumEach, 1) else { throw Malformed(description: "count \(n) cannot fit in \(remaining) bytes") }
             return n
         }
+        /// ``payloadView()``, copied out.
         mutating func payload() throws(Malformed) -> WorkerPayload {
-            let data = try bytes(), metadata = try bytes()
-            let n = try count(minimumEach: 4)
-            var buffers: [[UInt8]] = []
-            buffers.reserveCapacity(n)
-            for _ in 0..<n { buffers.append(try bytes()) }
-            return WorkerPayload(data: data, metadata: metadata, buffers: buffers)
+            let view = try payloadView()
+            return WorkerPayload(data: Array(view.data), metadata: Array(view.metadata),
+                                 buffers: view.buffers.map { Array(UnsafeBufferPointer(start: $0.ptr, count: $0.len)) })
+        }
+        /// A reply's fields after its id: the error text made only when the
+        /// frame carries one (text there is checked as `text()` checks it);
+        /// the bytes borrow the frame.
+        mutating func reply() throws(Malformed) -> (status: Int32, error: String?, value: UInt64, bytes: UnsafeRawBufferPointer) {
+            let status = try i32(), hasError = try u8(), errorBytes = try bytesView()
+            var error: String?
+            if hasError != 0 || !errorBytes.isEmpty {
+                guard let text = String(validating: errorBytes, as: UTF8.self) else {
+                    throw Malformed(description: "text at offset \(offset) is not UTF-8")
+                }
+                if hasError != 0 { error = text }
+            }
+            return (status, error, try u64(), try bytesView())
         }
         mutating func payloadView() throws(Malformed) -> PayloadView {
             let data = try bytesView(), metadata = try bytesView()

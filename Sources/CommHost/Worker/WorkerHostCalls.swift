@@ -67,19 +67,18 @@ final class WorkerHostCalls: @unchecked Sendable {
     /// Sends `call` without waiting for an answer (log). A reply the host
     /// may send for it is dropped by `deliver`.
     func notify(_ call: WorkerHostCall) {
-        let during = WorkerCallContext.current.request
-        let id: UInt64? = lock.withLock {
-            guard !closed else { return nil }
-            defer { nextID += 1 }
-            return nextID
-        }
-        guard let id else { return }
-        try? channel.send(WorkerMessage.hostCall(during: during, call: call), id: id)
+        sendUnanswered { during in WorkerMessage.hostCall(during: during, call: call) }
     }
 
     /// Sends a `send` answered in the worker under a pipelined request
     /// (`pipelinedSend`), encoded from the plugin's borrowed message.
     func notifyPipelinedSend(comm: UInt64, payload: PayloadView?) {
+        sendUnanswered { during in PipelinedSendFrame(during: during, comm: comm, payload: payload) }
+    }
+
+    /// Sends the frame `make` builds for this thread's request, with a call
+    /// id of its own and nobody waiting for a reply; nothing once closed.
+    private func sendUnanswered<Frame: WorkerFrame>(_ make: (_ during: UInt64) -> Frame) {
         let during = WorkerCallContext.current.request
         let id: UInt64? = lock.withLock {
             guard !closed else { return nil }
@@ -87,7 +86,7 @@ final class WorkerHostCalls: @unchecked Sendable {
             return nextID
         }
         guard let id else { return }
-        try? channel.send(PipelinedSendFrame(during: during, comm: comm, payload: payload), id: id)
+        try? channel.send(make(during), id: id)
     }
 
     /// The reader got the host's reply to call `id`; one nobody waits for is dropped.

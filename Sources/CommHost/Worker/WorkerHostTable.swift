@@ -28,8 +28,7 @@ enum WorkerHostTable {
             guard WorkerHostTable.isWellFormed(message) else { return COMMHOST_EINVAL }
             let token = WorkerServer.token(comm)
             if WorkerCallContext.current.pipelined, let status = WorkerHostTable.answerSend(server, token, message) { return status }
-            guard case .valid(let payload) = WorkerHostTable.outgoing(message) else { return COMMHOST_EINVAL }
-            return WorkerHostTable.forward(server, .send(comm: token, message: payload)).status
+            return WorkerHostTable.forward(server, .send(comm: token, message: WorkerHostTable.copy(message))).status
         }
         host.close = { host, comm, message in
             guard let server = WorkerHostTable.serving(host) else { return COMMHOST_EINVAL }
@@ -193,10 +192,15 @@ enum WorkerHostTable {
     /// NULL pointer with a non-zero length. The host checks the rest (JSON,
     /// limits) on the bytes.
     private static func outgoing(_ message: UnsafePointer<commhost_message>?) -> Outgoing {
-        guard let message else { return .valid(nil) }
         guard isWellFormed(message) else { return .invalid }
+        return .valid(copy(message))
+    }
+
+    /// Copies a message `isWellFormed` accepted.
+    private static func copy(_ message: UnsafePointer<commhost_message>?) -> WorkerPayload? {
+        guard let message else { return nil }
         let owned = OwnedMessage(copying: message)
-        return .valid(WorkerPayload(data: owned.data, metadata: owned.metadata, buffers: owned.buffers))
+        return WorkerPayload(data: owned.data, metadata: owned.metadata, buffers: owned.buffers)
     }
 
     /// The checks the host makes on a message's pointers, which cannot
