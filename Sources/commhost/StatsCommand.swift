@@ -20,7 +20,7 @@ func runStats(_ arguments: [String]) -> Int32 {
         timeout = value
     }
     let content: [UInt8]
-    switch fetchStatsContent(path: path, timeout: timeout) {
+    switch StatsClient.fetchContent(path: path, timeout: timeout) {
     case .success(let bytes): content = bytes
     case .failure(let failure):
         emit("commhost stats: \(failure.message)", toError: true)
@@ -37,64 +37,6 @@ func runStats(_ arguments: [String]) -> Int32 {
     } catch {
         emit("commhost stats: the host's reply could not be read: \(error)", toError: true)
         return 1
-    }
-}
-
-/// Why the stats could not be fetched, in a line a person can act on.
-struct StatsFailure: Error {
-    var message: String
-}
-
-/// Connects to `path`, sends one stats request and returns the reply's
-/// `content` object, as the bytes the host wrote.
-func fetchStatsContent(path: String, timeout: Double) -> Result<[UInt8], StatsFailure> {
-    let socket: UnixSocket
-    do {
-        socket = try UnixSocket.stream()
-    } catch {
-        return .failure(StatsFailure(message: "\(error)"))
-    }
-    defer { socket.close() }
-    do {
-        try socket.connect(to: path)
-    } catch {
-        let hint = error.errno == ENOENT || error.errno == ECONNREFUSED ? "; is `commhost serve --socket \(path)` running?" : ""
-        return .failure(StatsFailure(message: "cannot connect: \(error)\(hint)"))
-    }
-    let request = Array("{\"msg_type\":\"commhost_stats_request\",\"header\":{\"msg_id\":\"commhost-stats\"},\"content\":{}}\n".utf8)
-    let sent = request.withUnsafeBytes { raw in
-        Result { () throws(FileSystem.Failure) in try FileSystem.writeAll(socket.rawValue, raw) }
-    }
-    if case .failure(let failure) = sent {
-        return .failure(StatsFailure(message: "sending the request failed: \(failure)"))
-    }
-    // Read lines until the reply (a new session gets nothing else), waiting
-    // at most `timeout` in all.
-    let deadline = MonotonicClock.seconds() + timeout
-    var pending: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 << 10)
-    while true {
-        while let newline = pending.firstIndex(of: 0x0A) {
-            let line = Array(pending[..<newline])
-            pending.removeSubrange(...newline)
-            guard let document = try? JSONDocument(parsing: line),
-                  case .string("commhost_stats_reply") = document.root["msg_type"]?.value else { continue }
-            guard let content = document.root["content"] else { return .failure(StatsFailure(message: "the host's stats reply has no content")) }
-            return .success(document.sourceBytes(of: content))
-        }
-        let left = deadline - MonotonicClock.seconds()
-        guard left > 0 else { return .failure(StatsFailure(message: "no stats reply within \(timeout) s")) }
-        var entry = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&entry, 1, Int32(min(left * 1000, 3_600_000).rounded(.up)))
-        if ready < 0 && errno == EINTR { continue }
-        guard ready > 0 else { continue }
-        let n = chunk.withUnsafeMutableBytes { read(socket.rawValue, $0.baseAddress!, $0.count) }
-        if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-        guard n > 0 else {
-            return .failure(StatsFailure(message: n == 0 ? "the host closed the connection without a stats reply"
-                                                          : "reading the reply failed: \(String(cString: strerror(errno)))"))
-        }
-        pending += chunk[..<n]
     }
 }
 

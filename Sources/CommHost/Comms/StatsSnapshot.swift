@@ -1,6 +1,6 @@
 /// The figures of one `commhost_stats_reply`, as a value: what the host
 /// encodes into the reply's `content` and what `commhost stats` decodes
-/// from it. The JSON shape is documented in docs/STATS.md.
+/// from it (`StatsClient`, in Host). The JSON shape is documented in docs/STATS.md.
 public struct StatsSnapshot: Sendable, Equatable {
     /// Seconds since the host started.
     public var uptimeSeconds: Double
@@ -116,83 +116,6 @@ public struct StatsSnapshot: Sendable, Equatable {
         }.joined(separator: ",")
         out += "}}"
         return Array(out.utf8)
-    }
-
-    /// Why a reply's content could not be read as a snapshot.
-    public struct DecodeError: Error, Sendable, CustomStringConvertible {
-        /// What was wrong, naming the JSON path.
-        public var description: String
-    }
-
-    /// Reads a reply's `content` object (the shape `json` writes).
-    public init(content: JSONDocument.Node) throws(DecodeError) {
-        func member(_ node: JSONDocument.Node, _ key: String, _ path: String) throws(DecodeError) -> JSONDocument.Node {
-            guard let found = node[key] else { throw DecodeError(description: "stats reply: \(path).\(key) is missing") }
-            return found
-        }
-        func int(_ node: JSONDocument.Node, _ key: String, _ path: String) throws(DecodeError) -> Int {
-            guard let value = try member(node, key, path).intValue else { throw DecodeError(description: "stats reply: \(path).\(key) is not an integer") }
-            return value
-        }
-        func number(_ node: JSONDocument.Node, _ key: String, _ path: String) throws(DecodeError) -> Double {
-            guard case .number(let text) = try member(node, key, path).value, let value = Double(text) else {
-                throw DecodeError(description: "stats reply: \(path).\(key) is not a number")
-            }
-            return value
-        }
-        func members(_ node: JSONDocument.Node, _ key: String, _ path: String) throws(DecodeError) -> [JSONDocument.Member] {
-            guard case .object(let list) = try member(node, key, path).value else {
-                throw DecodeError(description: "stats reply: \(path).\(key) is not an object")
-            }
-            return list
-        }
-        uptimeSeconds = try number(content, "uptime_s", "content")
-        sessions = try int(content, "sessions", "content")
-        reloads = try int(content, "reloads", "content")
-        var errors: [String: Int] = [:]
-        for entry in try members(content, "errors", "content") {
-            guard let count = entry.value.intValue else { throw DecodeError(description: "stats reply: content.errors.\(entry.key) is not an integer") }
-            errors[entry.key] = count
-        }
-        self.errors = errors
-        var open: [String: Int] = [:]
-        for entry in try members(content, "open_comms", "content") {
-            guard let count = entry.value.intValue else { throw DecodeError(description: "stats reply: content.open_comms.\(entry.key) is not an integer") }
-            open[entry.key] = count
-        }
-        var targets: [String: Target] = [:]
-        for entry in try members(content, "targets", "content") {
-            let path = "content.targets.\(entry.key)"
-            let node = entry.value
-            let time = try member(node, "handler_time_us", path)
-            let timePath = path + ".handler_time_us"
-            targets[entry.key] = Target(
-                open: open[entry.key] ?? 0, opened: try int(node, "opened", path),
-                messagesIn: try int(node, "messages_in", path), messagesOut: try int(node, "messages_out", path),
-                handlerTime: HandlerTime(count: try int(time, "count", timePath), meanNanoseconds: try number(time, "mean", timePath) * 1000,
-                                         p50Nanoseconds: try number(time, "p50", timePath) * 1000, p99Nanoseconds: try number(time, "p99", timePath) * 1000))
-        }
-        for (name, count) in open where targets[name] == nil { targets[name] = Target(open: count) }
-        self.targets = targets
-        var workers: [String: Worker] = [:]
-        if content["workers"] != nil {
-            for entry in try members(content, "workers", "content") {
-                let path = "content.workers.\(entry.key)"
-                let node = entry.value
-                let lastCrash: String?
-                switch try member(node, "last_crash", path).value {
-                case .null: lastCrash = nil
-                case .string(let text): lastCrash = text
-                default: throw DecodeError(description: "stats reply: \(path).last_crash is not a string or null")
-                }
-                guard case .bool(let disabled) = try member(node, "disabled", path).value else {
-                    throw DecodeError(description: "stats reply: \(path).disabled is not a boolean")
-                }
-                workers[entry.key] = Worker(pid: try int(node, "pid", path), restarts: try int(node, "restarts", path),
-                                            crashes: try int(node, "crashes", path), lastCrash: lastCrash, disabled: disabled)
-            }
-        }
-        self.workers = workers
     }
 
     /// `value` with exactly three decimals ("12.345"), for JSON and tables.

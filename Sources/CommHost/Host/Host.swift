@@ -73,7 +73,8 @@ public enum Host {
             return nil
         }
         do {
-            plugins = try PluginSet.load(manifest, staging: staging, workerExecutable: options.executableDirectory + "/commhost")
+            let workerExecutable = options.executableDirectory + "/commhost"
+            plugins = try PluginSet.load(manifest, staging: staging) { WorkerLaunch(targets: $0, executable: workerExecutable) }
         } catch {
             for problem in error.problems { logger.error("plugin problem: \(problem)") }
             logger.error("refusing to serve: \(error.problems.count) librar\(error.problems.count == 1 ? "y was" : "ies were") refused", [("manifest", .string(path))])

@@ -48,6 +48,10 @@ enum ABIStruct {
         return copy
     }
 
+    /// The ABI 1.0 size of `commhost_message`: the least the host reads of
+    /// a message a plugin hands it.
+    static let messageSize1_0 = MemoryLayout<commhost_message>.offset(of: \.buffer_count)! + MemoryLayout<Int>.size
+
     /// A heap copy of `value` that lives for the rest of the process (the
     /// host's own tables), `size` and `alignment` being the caller's
     /// concrete `MemoryLayout` of the struct.

@@ -39,7 +39,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// The dlopened copy; nil for a library served by a worker process.
     private let dl: DynamicLibrary?
     /// The worker process serving this library (`"isolation": "process"`), or nil in-process.
-    let worker: WorkerProxy?
+    let worker: (any LibraryWorker)?
     private let staging: StagingArea
     private let deinitFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
     private let sessionStartFn: (@convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, commhost_session_cause,
@@ -79,7 +79,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// child process instead, and this library forwards every call to it.
     public static func load(path: String, staging: StagingArea, config: [UInt8] = Array("null".utf8),
                             expectedSHA256: String? = nil, logger: Logger? = nil,
-                            isolation: WorkerLaunch? = nil, maxFrameBytes: Int = 64 << 20) throws(LoadError) -> PluginLibrary {
+                            isolation: (any LibraryWorkerLaunch)? = nil, maxFrameBytes: Int = 64 << 20) throws(LoadError) -> PluginLibrary {
         let bytes = try readFile(path)
         let image: ELFImage
         let digest: String
@@ -137,34 +137,32 @@ public final class PluginLibrary: @unchecked Sendable {
 
     /// The same load, with the staged copy served by a new worker process.
     private static func loadInWorker(path: String, stagedPath: String, digest: String, config: [UInt8], image: ELFImage,
-                                     staging: StagingArea, logger: Logger?, options: WorkerLaunch,
+                                     staging: StagingArea, logger: Logger?, options: any LibraryWorkerLaunch,
                                      maxFrameBytes: Int) throws(LoadError) -> PluginLibrary {
-        let started: (WorkerProcess, WorkerDescriptor)
+        let worker: any LibraryWorker
         do {
-            started = try WorkerProcess.start(stagedPath: stagedPath, options: options, maxFrameBytes: 2 * maxFrameBytes + (1 << 20))
+            worker = try options.start(stagedPath: stagedPath, maxFrameBytes: 2 * maxFrameBytes + (1 << 20))
         } catch {
             staging.remove(stagedPath)
             throw LoadError(.dlopenFailed, path: path, reason: "worker: \(error.reason)")
         }
-        let proxy = WorkerProxy(process: started.0, remote: started.1)
         func refuse(_ kind: LoadError.Kind, _ reason: String) -> LoadError {
-            proxy.process.kill(because: "its library was refused")
+            worker.kill(because: "its library was refused")
             staging.remove(stagedPath)
             return LoadError(kind, path: path, reason: reason)
         }
         let library: PluginLibrary
         do {
             library = try PluginLibrary(path: path, stagedPath: stagedPath, sha256: digest, config: config, containsSwift: image.containsSwift,
-                                        descriptor: proxy.descriptor, dl: nil, worker: proxy, staging: staging,
+                                        descriptor: worker.standInDescriptor, dl: nil, worker: worker, staging: staging,
                                         logger: logger ?? HostAPI.logger.withLock { $0 })
         } catch {
             throw refuse(error.kind, error.reason)
         }
-        proxy.process.onDeath = { [unowned library] reason in library.workerDied(reason) }
         do {
-            try proxy.process.startReading()
+            try worker.startServing { [unowned library] reason in library.workerDied(reason) }
         } catch {
-            throw refuse(.dlopenFailed, "worker: cannot start the thread that reads from it: \(error)")
+            throw refuse(.dlopenFailed, "worker: \(error.reason)")
         }
         do {
             try library.initialize(config: config)
@@ -175,7 +173,7 @@ public final class PluginLibrary: @unchecked Sendable {
     }
 
     private init(path: String, stagedPath: String, sha256: String, config: [UInt8], containsSwift: Bool,
-                 descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary?, worker: WorkerProxy?, staging: StagingArea,
+                 descriptor: UnsafePointer<commhost_plugin>, dl: DynamicLibrary?, worker: (any LibraryWorker)?, staging: StagingArea,
                  logger: Logger) throws(LoadError) {
         let size = ABIStruct.declaredSize(descriptor)
         let versionsEnd = MemoryLayout<commhost_plugin>.offset(of: \.abi_minor)! + 2

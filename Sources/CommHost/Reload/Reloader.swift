@@ -79,7 +79,7 @@ public final class Reloader: @unchecked Sendable {
         do {
             new = try PluginLibrary.load(path: path, staging: staging, config: old.config,
                                          expectedSHA256: targets.lazy.compactMap(\.sha256).first,
-                                         isolation: PluginSet.workerOptions(for: targets, executable: workerExecutable),
+                                         isolation: WorkerLaunch(targets: targets, executable: workerExecutable),
                                          maxFrameBytes: manifest.limits.maxFrameBytes)
         } catch {
             return refuse(Self.step(for: error.kind), error.reason)
@@ -127,7 +127,7 @@ public final class Reloader: @unchecked Sendable {
         library.onWorkerDeath = { library, reason in
             self.queue.async { self.workerDied(library, reason: reason) }
         }
-        manager.stats.worker(library.path).started(pid: library.worker?.process.pid ?? 0)
+        manager.stats.worker(library.path).started(pid: library.worker?.pid ?? 0)
     }
 
     /// The `comm_close` data of a comm whose worker died.
@@ -148,10 +148,10 @@ public final class Reloader: @unchecked Sendable {
         var times = (crashes[path] ?? []).filter { now - $0 < Double(settings.crashWindowMS) / 1000 }
         times.append(now)
         crashes[path] = times
-        let last = library.worker?.process.lastCallback ?? "none"
+        let last = library.worker?.lastCallback ?? "none"
         manager.stats.worker(path).crashed(reason: reason)
         logger.error("worker died; closing its comms", [("library", .string(path)), ("plugin", .string(library.name)),
-                                                         ("pid", .int(Int(library.worker?.process.pid ?? 0))), ("reason", .string(reason)),
+                                                         ("pid", .int(Int(library.worker?.pid ?? 0))), ("reason", .string(reason)),
                                                          ("last_callback", .string(last)),
                                                          ("targets", .string(targets.map(\.targetName).sorted().joined(separator: ","))),
                                                          ("crashes_in_window", .int(times.count))])
@@ -189,7 +189,7 @@ public final class Reloader: @unchecked Sendable {
         do {
             new = try PluginLibrary.load(path: path, staging: staging, config: first.config,
                                          expectedSHA256: targets.lazy.compactMap(\.sha256).first,
-                                         isolation: PluginSet.workerOptions(for: targets, executable: workerExecutable),
+                                         isolation: WorkerLaunch(targets: targets, executable: workerExecutable),
                                          maxFrameBytes: manifest.limits.maxFrameBytes)
         } catch {
             logger.error("worker restart failed; trying again after the backoff", [("library", .string(path)), ("reason", .string(error.reason))])
@@ -212,7 +212,7 @@ public final class Reloader: @unchecked Sendable {
         PluginSet.applyTimeout(of: targets, to: new)
         supervise(new)
         manager.stats.worker(path).restarted()
-        logger.info("worker restarted", [("library", .string(path)), ("pid", .int(Int(new.worker?.process.pid ?? 0)))])
+        logger.info("worker restarted", [("library", .string(path)), ("pid", .int(Int(new.worker?.pid ?? 0)))])
     }
 
     // MARK: Manifest reload
@@ -230,7 +230,7 @@ public final class Reloader: @unchecked Sendable {
         }
         let set: PluginSet
         do {
-            set = try PluginSet.load(next, staging: staging, reusing: libraries, workerExecutable: workerExecutable)
+            set = try PluginSet.load(next, staging: staging, reusing: libraries) { WorkerLaunch(targets: $0, executable: workerExecutable) }
         } catch {
             for problem in error.problems { logger.error("plugin problem: \(problem)") }
             logger.error("manifest reload refused; the old configuration keeps serving", [("manifest", .string(path)), ("reason", .string(reason))])

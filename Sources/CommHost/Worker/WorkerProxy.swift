@@ -278,7 +278,7 @@ private let proxyTask: commhost_task_fn = { data, status in
 
 private let proxyInit: @convention(c) (UnsafePointer<commhost_host>?, commhost_str, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status = {
     host, config, outLibrary in
-    guard let library = HostAPI.library(host), let worker = library.worker, let outLibrary else { return COMMHOST_EINVAL }
+    guard let library = HostAPI.library(host), let worker = library.worker as? WorkerProxy, let outLibrary else { return COMMHOST_EINVAL }
     worker.host = host
     outLibrary.pointee = Unmanaged.passUnretained(worker).toOpaque()
     let bytes = config.ptr.map { Array(UnsafeRawBufferPointer(start: $0, count: config.len)) } ?? []

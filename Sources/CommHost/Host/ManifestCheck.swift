@@ -63,7 +63,7 @@ public enum ManifestCheck {
         do {
             plugin = try PluginLibrary.load(path: library.path, staging: staging, config: first.binding.config,
                                             expectedSHA256: first.binding.sha256,
-                                            isolation: PluginSet.workerOptions(for: library.targets.map(\.binding), executable: workerExecutable))
+                                            isolation: WorkerLaunch(targets: library.targets.map(\.binding), executable: workerExecutable))
         } catch {
             if error.kind == .staging { throw error }
             if error.kind == .hashMismatch, let source = library.sha256Source {

@@ -19,11 +19,10 @@ public struct PluginSet: Sendable {
     /// with the same config and a hash the manifest accepts, is reused rather
     /// than loaded again. On any failure, retires what it loaded and throws
     /// every problem found.
-    /// Libraries whose targets say `"isolation": "process"` are served by a
-    /// `commhost worker` started from `workerExecutable` (without one they
-    /// are loaded in-process, as `check` does).
-    public static func load(_ manifest: Manifest, staging: StagingArea, reusing current: [String: PluginLibrary] = [:],
-                            workerExecutable: String? = nil) throws(Failure) -> PluginSet {
+    /// `isolation` says how the library bound by some targets is served by
+    /// a worker process (nil: loaded in-process).
+    static func load(_ manifest: Manifest, staging: StagingArea, reusing current: [String: PluginLibrary] = [:],
+                     isolation: ([TargetBinding]) -> (any LibraryWorkerLaunch)? = { _ in nil }) throws(Failure) -> PluginSet {
         var problems: [String] = []
         var libraries: [String: PluginLibrary] = [:]
         var loaded: [PluginLibrary] = []
@@ -39,14 +38,14 @@ public struct PluginSet: Sendable {
             let config = targets[0].config
             let expected = targets.lazy.compactMap(\.sha256).first
             let library: PluginLibrary
-            let isolation = workerOptions(for: targets, executable: workerExecutable)
+            let launch = isolation(targets)
             if let existing = current[path], existing.config == config, expected == nil || expected?.lowercased() == existing.sha256,
-               existing.worker?.process.options == isolation {
+               serves(existing, as: launch) {
                 library = existing
             } else {
                 do {
                     library = try PluginLibrary.load(path: path, staging: staging, config: config, expectedSHA256: expected,
-                                                     isolation: isolation, maxFrameBytes: manifest.limits.maxFrameBytes)
+                                                     isolation: launch, maxFrameBytes: manifest.limits.maxFrameBytes)
                 } catch {
                     problems.append("\(manifest.sourcePath):\(targets[0].line): \(targets[0].jsonPath).library: \(error)")
                     continue
@@ -70,18 +69,18 @@ public struct PluginSet: Sendable {
         return PluginSet(libraries: libraries, bindings: bindings, loaded: loaded)
     }
 
+    /// Whether `library` is served as `launch` says: both in-process, or
+    /// both by a worker started the same way.
+    private static func serves(_ library: PluginLibrary, as launch: (any LibraryWorkerLaunch)?) -> Bool {
+        switch (library.worker, launch) {
+        case (nil, nil): true
+        case let (worker?, launch?): worker.launch.isSame(as: launch)
+        default: false
+        }
+    }
+
     /// Gives `library` the smallest `handler_timeout_ms` of its `targets`.
     static func applyTimeout(of targets: [TargetBinding], to library: PluginLibrary) {
         library.slowCallbackNanoseconds = UInt64(targets.map(\.handlerTimeoutMS).min() ?? 5000) * 1_000_000
-    }
-
-    /// How the library bound by `targets` is served: nil in-process; for
-    /// `"isolation": "process"`, a worker with the library's settings and the
-    /// smallest `handler_timeout_ms` of its targets as the callback deadline.
-    static func workerOptions(for targets: [TargetBinding], executable: String?) -> WorkerLaunch? {
-        guard let executable, let first = targets.first, first.isolation == .process else { return nil }
-        return WorkerLaunch(executable: executable, handlerTimeoutMilliseconds: targets.map(\.handlerTimeoutMS).min() ?? 5000,
-                             addressSpaceBytes: first.worker.addressSpaceBytes, cpuSeconds: first.worker.cpuSeconds,
-                             openFiles: first.worker.openFiles)
     }
 }
