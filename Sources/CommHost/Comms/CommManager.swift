@@ -67,13 +67,13 @@ public final class CommManager: Sendable {
     func holdAll() -> [Session] {
         admission.lock()
         let held = liveSessions.sorted { $0.id < $1.id }
-        for session in held { session.hold() }
+        for session in held { session.enterSerialContext() }
         return held
     }
 
     /// Undoes `holdAll`.
     func releaseAll(_ held: [Session]) {
-        for session in held.reversed() { session.release() }
+        for session in held.reversed() { session.leaveSerialContext() }
         admission.unlock()
     }
 

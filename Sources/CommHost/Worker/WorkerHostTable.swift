@@ -209,7 +209,7 @@ enum WorkerHostTable {
     private static func isWellFormed(_ message: UnsafePointer<commhost_message>?) -> Bool {
         guard let message else { return true }
         let m = ABIStruct.message(message)
-        guard m.struct_size >= Session.messageSize1_0 else { return false }
+        guard m.struct_size >= OutgoingCheck.messageSize1_0 else { return false }
         guard m.data.len == 0 || m.data.ptr != nil, m.metadata.len == 0 || m.metadata.ptr != nil else { return false }
         if m.buffer_count > 0 {
             guard let list = m.buffers else { return false }
