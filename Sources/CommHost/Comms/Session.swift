@@ -900,11 +900,6 @@ public final class Session: @unchecked Sendable {
         output.finishedWriting()
     }
 
-    /// The comm `commID`, if open (for tests and the comm's own lookups).
-    func comm(_ commID: String) -> Comm? {
-        comms.withLock { $0[commID] }
-    }
-
     /// The stats counters of `targetName` (each comm looks its target's up once).
     func statsTarget(for targetName: String) -> StatsTarget {
         manager.stats.target(targetName)

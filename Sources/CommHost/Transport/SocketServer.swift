@@ -177,9 +177,6 @@ public final class SocketServer: Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    /// The number of connections being served (their threads not yet finished).
-    public var connectionCount: Int { state.withLock { $0.connections.count } }
-
     // MARK: Accepting
 
     private func acceptUntilStopped() {
