@@ -53,8 +53,8 @@ public final class Session: @unchecked Sendable {
     /// Checks what plugins hand the host against this session's limits.
     private let outgoing: OutgoingCheck
 
-    /// `Locked`, not `Mutex`: plugin threads and other sessions' stats
-    /// requests contend with the session for it (see `Locked`).
+    /// Guards the session's comm table: plugin threads and other sessions'
+    /// stats requests contend with the session for it.
     private let comms = Locked(CommTable<Comm>())
 
     /// Serializes plugin calls and runs the jobs queued for them.
@@ -66,11 +66,11 @@ public final class Session: @unchecked Sendable {
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
     /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
     private var inputClosed = false
-    /// The libraries serving this session and their session data, in
+    /// Guards the libraries serving this session and their session data, in
     /// session_start order. Written on the serialized context; read by
     /// session_data from any thread, hence the lock.
     private let bindings = Locked<[Binding]>([])
-    /// Tasks that have not had their last call. `closed` is set when the
+    /// Guards the tasks that have not had their last call. `closed` is set when the
     /// session's tasks are finished for good: no task is added after it.
     private let tasks = Locked<(list: [SessionTask], closed: Bool)>(([], false))
     /// Guards `pipelinedCalls`: comm_msg callbacks sent to a worker without
