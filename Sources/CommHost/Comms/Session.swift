@@ -59,12 +59,12 @@ public final class Session: @unchecked Sendable {
 
     /// Serializes plugin calls and runs the jobs queued for them.
     private let context = SerialContext()
-    /// The msg_id token of the frame being handled; only the owner touches it.
+    /// The msg_id token of the frame being handled; only the thread inside the serialized context touches it.
     private var currentParent: UnsafeRawBufferPointer?
     /// The `data` and `metadata` bytes of the frame being handled, which the
-    /// parser has validated; only the owner touches them.
+    /// parser has validated; only the thread inside the serialized context touches them.
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
-    /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
+    /// Set when the session ends; frames after that are ignored. Touched only inside the serialized context.
     private var inputClosed = false
     /// Guards the libraries serving this session and their session data, in
     /// session_start order. Written on the serialized context; read by
@@ -77,7 +77,7 @@ public final class Session: @unchecked Sendable {
     /// waiting (`SessionPipelinedCall`) whose reply has not come yet.
     private let pipeline = ConditionLock()
     private var pipelinedCalls = 0
-    /// The library those calls went to; only the owner touches it. Frames
+    /// The library those calls went to; only the thread inside the serialized context touches it. Frames
     /// go on being pipelined only while they are comm_msgs to that library's
     /// worker (which answers in order); any other frame first waits for
     /// them, so what it causes leaves after their replies, as in-process.
