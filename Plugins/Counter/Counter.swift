@@ -11,10 +11,10 @@ import CommPluginKit
 ///
 /// It hands off its value on reload, so a counter keeps counting across a
 /// rebuild of this library: restore reads its own `State` from whatever
-/// version saved it (HandsOffState's default decodeState), and state it
+/// version saved it (SurvivesReload's default decodeState), and state it
 /// cannot read closes that comm while the reload goes on. It keeps nothing
 /// per library or per session, so it exports no CommLibrary type.
-final class Counter: HandsOffState {
+final class Counter: SurvivesReload {
     static let handlerName = "counter"
 
     /// What survives a reload.

@@ -14,7 +14,7 @@ enum Role: String, Codable, Sendable {
 ///
 /// It hands off its role and state on reload, so every model keeps its
 /// comm id, its value and its references to the other models.
-final class WidgetModel: HandsOffState {
+final class WidgetModel: SurvivesReload {
     static let handlerName = "widget"
 
     /// What survives a reload: the role and the whole model state (binary

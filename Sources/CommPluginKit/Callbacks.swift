@@ -156,7 +156,7 @@ func snapshotInstance(_ handler: UnsafePointer<commhost_handler>?, _ instance: U
         box.runtime.host.setError("snapshot was called with a NULL or short writer")
         return COMMHOST_EINVAL
     }
-    guard let handler = box.handler as? any HandsOffState else {
+    guard let handler = box.handler as? any SurvivesReload else {
         box.runtime.host.setError("handler \"\(box.slot.name)\" does not hand off state")
         return COMMHOST_EUNSUPPORTED
     }
@@ -189,7 +189,7 @@ func restoreInstance(_ handler: UnsafePointer<commhost_handler>?, _ library: Uns
         runtime.host.setError("restore was called with a NULL handler, comm or out_instance")
         return COMMHOST_EINVAL
     }
-    guard let type = slot.handsOffType else {
+    guard let type = slot.survivesReloadType else {
         runtime.host.setError("handler \"\(slot.name)\" does not hand off state")
         return COMMHOST_EUNSUPPORTED
     }

@@ -8,14 +8,14 @@ final class HandlerSlot: Sendable {
     let name: String
     /// The type open instantiates.
     let type: any CommHandler.Type
-    /// The same type when it adopts ``HandsOffState``, else nil (and the
+    /// The same type when it adopts ``SurvivesReload``, else nil (and the
     /// handler's snapshot and restore callbacks are NULL).
-    let handsOffType: (any HandsOffState.Type)?
+    let survivesReloadType: (any SurvivesReload.Type)?
 
     init(_ type: any CommHandler.Type) {
         self.name = type.handlerName
         self.type = type
-        self.handsOffType = type as? any HandsOffState.Type
+        self.survivesReloadType = type as? any SurvivesReload.Type
     }
 
     /// The slot a callback's `handler` argument stands for.
@@ -25,13 +25,13 @@ final class HandlerSlot: Sendable {
     }
 
     /// Builds an instance from saved state bytes written by `version`.
-    static func restore<Handler: HandsOffState>(_ type: Handler.Type, comm: Comm, fromVersion version: String,
+    static func restore<Handler: SurvivesReload>(_ type: Handler.Type, comm: Comm, fromVersion version: String,
                                                 state bytes: [UInt8]) throws -> Handler {
         try Handler(comm: comm, restoring: Handler.decodeState(bytes, fromVersion: version))
     }
 
     /// The JSON bytes of an instance's state.
-    static func snapshot<Handler: HandsOffState>(_ handler: Handler) throws -> [UInt8] {
+    static func snapshot<Handler: SurvivesReload>(_ handler: Handler) throws -> [UInt8] {
         try JSONCoding.encode(handler.state, what: "the state of handler \"\(Handler.handlerName)\"")
     }
 }

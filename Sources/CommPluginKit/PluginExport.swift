@@ -24,7 +24,7 @@ public enum PluginExport {
     /// or by a library that keeps nothing when it is nil), and one
     /// `commhost_handler` per type in `handlers`, in order (as many as you
     /// like), named by its ``CommHandler/handlerName``, with snapshot and
-    /// restore only for types adopting ``HandsOffState``. It sets
+    /// restore only for types adopting ``SurvivesReload``. It sets
     /// `COMMHOST_PLUGIN_CONCURRENT` only when `concurrent` is true: pass true
     /// only if the library type and every handler type may serve different
     /// sessions on different threads at once (each session's own calls stay
@@ -87,7 +87,7 @@ public enum PluginExport {
             handler.open = { openInstance($0, $1, $2, $3, $4) }
             handler.message = { receiveMessage($0, $1, $2, $3) }
             handler.close = { closeInstance($0, $1, $2, $3, $4) }
-            if slot.handsOffType != nil {
+            if slot.survivesReloadType != nil {
                 handler.snapshot = { snapshotInstance($0, $1, $2, $3) }
                 handler.restore = { restoreInstance($0, $1, $2, $3, $4, $5) }
             }

@@ -69,8 +69,8 @@ final class PluginKitTests: XCTestCase {
         XCTAssertNotNil(handler.open)
         XCTAssertNotNil(handler.message)
         XCTAssertNotNil(handler.close)
-        XCTAssertNotNil(handler.snapshot, "Counter adopts HandsOffState")
-        XCTAssertNotNil(handler.restore, "Counter adopts HandsOffState")
+        XCTAssertNotNil(handler.snapshot, "Counter adopts SurvivesReload")
+        XCTAssertNotNil(handler.restore, "Counter adopts SurvivesReload")
     }
 
     func testEntryReturnsTheSameDescriptorEveryCall() throws {
@@ -955,7 +955,7 @@ private enum ProbePlugin {
     }
 
     /// Hands off a count; version 0.0.9 saved it as {"n": N}.
-    final class Tally: HandsOffState {
+    final class Tally: SurvivesReload {
         static let handlerName = "tally"
         struct State: Codable {
             var count: Int

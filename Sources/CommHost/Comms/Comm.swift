@@ -6,7 +6,7 @@ import Synchronization
 /// for this object; the host functions it receives land here and go to the
 /// session.
 final class Comm: CommHandle, Identifiable, @unchecked Sendable {
-    // @unchecked: `handler`, `instance` and `owesClose` are touched only
+    // @unchecked: `handler`, `instance` and `needsCloseCallback` are touched only
     // inside the session's serialized context; `closed` only under the
     // session's output lock.
 
@@ -17,7 +17,7 @@ final class Comm: CommHandle, Identifiable, @unchecked Sendable {
     /// The plugin's instance pointer for this comm.
     var instance: UnsafeMutableRawPointer?
     /// True from a successful open until the close callback has run.
-    var owesClose = false
+    var needsCloseCallback = false
     /// True once the comm is closed: sends are refused from then on.
     var closed = false
     /// The stats counters of the comm's target.

@@ -20,9 +20,9 @@ public final class CommManager: Sendable {
     /// `comm-1`, `comm-2`, …; otherwise random as the comm package's.
     public let repeatableIDs: Bool
 
-    /// `Locked`, not `Mutex`: connection threads contend for it (see `Locked`).
+    /// Guards the live sessions by id: connection threads add and remove theirs, stats and reloads list them.
     private let sessions = Locked<[Int: Session]>([:])
-    /// Taken to create a session, and by `holdAll` so no session appears mid-swap.
+    /// Held to create a session, and by `holdAll` until `releaseAll`, so no session appears mid-swap.
     private let admission = ConditionLock()
     private let nextSessionID = Atomic<Int>(1)
     /// The counters behind `commhost_stats_reply`.
@@ -67,13 +67,13 @@ public final class CommManager: Sendable {
     func holdAll() -> [Session] {
         admission.lock()
         let held = liveSessions.sorted { $0.id < $1.id }
-        for session in held { session.hold() }
+        for session in held { session.enterSerialContext() }
         return held
     }
 
     /// Undoes `holdAll`.
     func releaseAll(_ held: [Session]) {
-        for session in held.reversed() { session.release() }
+        for session in held.reversed() { session.leaveSerialContext() }
         admission.unlock()
     }
 

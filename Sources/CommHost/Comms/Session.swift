@@ -7,6 +7,12 @@ import Synchronization
 /// libraries serving it (session_start/session_end), the plugin tasks on its
 /// context, and the comm rules (DESIGN.md, "The comm rules").
 ///
+/// The session composes the mechanisms the rules need, each its own type:
+/// `SerialContext` (the serialized context and its queued jobs),
+/// `OutboundQueue` (the bytes toward the client and the writer hand-off,
+/// in Transport), `OutgoingCheck` (what plugins hand the host, in Plugins)
+/// and `SessionPort` (the object behind `commhost_session *`).
+///
 /// Threading: everything that calls into a plugin for this session runs in
 /// the session's serialized context (`serialized`), so the calls for one
 /// session never overlap or re-enter. Host functions may come from any
@@ -30,76 +36,52 @@ public final class Session: @unchecked Sendable {
     /// Sessions alive in the process (for tests that check ended ones are freed).
     static let live = Atomic<Int>(0)
 
-    /// Guards `encoder`, `pending`, `writingBytes`, `ending`, `ended`,
-    /// `endReason`, `onEarlyEnd`, `wakeupsHeld`, `writing`, `blocked`,
-    /// `writableQueued` and every comm's `closed`. The ones every frame
-    /// touches skip Swift's run-time exclusivity check
-    /// (`@exclusivity(unchecked)`, about 250 instructions a message): the
-    /// lock already makes each access exclusive.
-    private let output = ConditionLock()
+    /// The frames toward the client. Its lock also guards `encoder`,
+    /// `ending`, `blocked`, `writableQueued` and every comm's `closed`: what
+    /// must change in step with what is queued. The ones every frame touches
+    /// skip Swift's run-time exclusivity check (`@exclusivity(unchecked)`,
+    /// about 250 instructions a message): the lock already makes each
+    /// access exclusive.
+    private let output = OutboundQueue()
     @exclusivity(unchecked) private var encoder: FrameEncoder
-    @exclusivity(unchecked) private var pending: [UInt8] = []
-    /// Bytes taken from `pending` by a writer and not yet written.
-    @exclusivity(unchecked) private var writingBytes = 0
     /// Set when the session begins to end: host open and scheduling refuse from then on.
     @exclusivity(unchecked) private var ending = false
-    @exclusivity(unchecked) private var ended = false
-    private var endReason: String?
-    private var onEarlyEnd: (@Sendable () -> Void)?
     /// Libraries that got `COMMHOST_EAGAIN` and wait for session_writable.
     private var blocked: [PluginLibrary] = []
+    /// A `.writable` job is queued and has not run yet.
     private var writableQueued = false
-    /// Nesting depth of `handleBatch`; while above 0 appends do not wake the writer.
-    @exclusivity(unchecked) private var wakeupsHeld = 0
-    /// A thread is writing output (the writer, or a reader writing directly), so no other may.
-    @exclusivity(unchecked) private var writing = false
-    /// The transport's non-blocking write and how much it takes at once
-    /// (`setDirectWriter`), for output made on a worker's reader thread.
-    private var directWriter: (limit: Int, write: @Sendable (UnsafeRawBufferPointer) -> Int)?
-    /// What a direct write took from `pending`; only the thread holding `writing` touches it.
-    private var directBuffer: [UInt8] = []
+    /// Checks what plugins hand the host against this session's limits.
+    private let outgoing: OutgoingCheck
 
-    /// `Locked`, not `Mutex`: plugin threads and other sessions' stats
-    /// requests contend with the session for it (see `Locked`).
+    /// Guards the session's comm table: plugin threads and other sessions'
+    /// stats requests contend with the session for it.
     private let comms = Locked(CommTable<Comm>())
 
-    /// Serializes plugin calls; `owner` is the thread holding it (0 if none).
-    private let serial = ConditionLock()
-    private let owner = Atomic<UInt>(0)
-    /// The msg_id token of the frame being handled; only the owner touches it.
+    /// Serializes plugin calls and runs the jobs queued for them.
+    private let context = SerialContext()
+    /// The msg_id token of the frame being handled; only the thread inside the serialized context touches it.
     private var currentParent: UnsafeRawBufferPointer?
     /// The `data` and `metadata` bytes of the frame being handled, which the
-    /// parser has validated; only the owner touches them.
+    /// parser has validated; only the thread inside the serialized context touches them.
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
-    /// Work for the serialized context queued from anywhere.
-    private let jobs = Locked<[Job]>([])
-    /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
+    /// Set when the session ends; frames after that are ignored. Touched only inside the serialized context.
     private var inputClosed = false
-    /// The libraries serving this session and their session data, in
+    /// Guards the libraries serving this session and their session data, in
     /// session_start order. Written on the serialized context; read by
     /// session_data from any thread, hence the lock.
     private let bindings = Locked<[Binding]>([])
-    /// Tasks that have not had their last call. `closed` is set when the
+    /// Guards the tasks that have not had their last call. `closed` is set when the
     /// session's tasks are finished for good: no task is added after it.
     private let tasks = Locked<(list: [SessionTask], closed: Bool)>(([], false))
     /// Guards `pipelinedCalls`: comm_msg callbacks sent to a worker without
     /// waiting (`SessionPipelinedCall`) whose reply has not come yet.
     private let pipeline = ConditionLock()
     private var pipelinedCalls = 0
-    /// The library those calls went to; only the owner touches it. Frames
+    /// The library those calls went to; only the thread inside the serialized context touches it. Frames
     /// go on being pipelined only while they are comm_msgs to that library's
     /// worker (which answers in order); any other frame first waits for
     /// them, so what it causes leaves after their replies, as in-process.
     private var pipelinedLibrary: PluginLibrary?
-
-    private enum Job {
-        /// A close callback to run (the plugin closed the comm, maybe from another thread).
-        case close(Comm, CloseCause, OwnedMessage)
-        /// A post to run, a timer that fired, or a cancelled timer's last call.
-        case task(SessionTask)
-        /// The outbound queue drained after backpressure.
-        case writable
-    }
 
     private struct Binding {
         let library: PluginLibrary
@@ -113,9 +95,11 @@ public final class Session: @unchecked Sendable {
         logger = manager.logger
         trace = manager.trace
         parser = FrameParser(dialect: manager.dialect, limits: manager.limits.wire)
+        outgoing = OutgoingCheck(maxFrameBytes: manager.limits.maxFrameBytes, maxDepth: manager.limits.maxDepth)
         encoder = manager.repeatableIDs ? FrameEncoder(dialect: manager.dialect, msgIDPrefix: "host") : FrameEncoder(dialect: manager.dialect)
         port = SessionPort(idText: String(id))
         port.session = self
+        output.owner = self
         Self.live.add(1, ordering: .relaxed)
     }
 
@@ -142,10 +126,10 @@ public final class Session: @unchecked Sendable {
 
     /// True once the session accepts no more frames (ended, or its client
     /// fell too far behind).
-    public var isEnded: Bool { output.withLock { ended } }
+    public var isEnded: Bool { output.isEnded }
 
     /// Why the session ended early (outbound bound exceeded), if it did.
-    public var earlyEndReason: String? { output.withLock { endReason } }
+    public var earlyEndReason: String? { output.earlyEndReason }
 
     /// Sets what to do when the session ends early (its client fell more
     /// than `limits.maxOutboundBytes` behind): typically wake the transport's
@@ -153,12 +137,7 @@ public final class Session: @unchecked Sendable {
     /// once, holding the session's output lock, so it must not call back
     /// into the session. Runs at once if the session already ended early.
     public func whenEndedEarly(_ body: @escaping @Sendable () -> Void) {
-        let now = output.withLock { () -> Bool in
-            guard endReason == nil else { return true }
-            onEarlyEnd = body
-            return false
-        }
-        if now { body() }
+        output.whenEndedEarly(body)
     }
 
     private func handle(_ frame: UnsafeRawBufferPointer, line: Int) {
@@ -288,7 +267,7 @@ public final class Session: @unchecked Sendable {
                 }
             }.get()
             comm.instance = instance
-            comm.owesClose = true
+            comm.needsCloseCallback = true
             comm.stats.opened.add(1, ordering: .relaxed)
         } catch {
             comms.withLock { table in
@@ -375,7 +354,7 @@ public final class Session: @unchecked Sendable {
             output.lock()
             defer { output.unlock() }
             guard !ending, library.isAccepting else { return COMMHOST_ECLOSED }
-            guard queuedBytes < limits.outboundHighWaterBytes else { return refuseForBackpressure(library) }
+            guard output.queuedBytes < limits.outboundHighWaterBytes else { return refuseForBackpressure(library) }
             if comms.withLock({ $0[id] != nil }) { return COMMHOST_EEXISTS }
             let comm = Comm(id: id, targetName: targetName, session: self, handler: handler)
             let inserted = comms.withLock { table -> commhost_status in
@@ -389,11 +368,11 @@ public final class Session: @unchecked Sendable {
                 return inserted
             }
             comm.instance = instance
-            comm.owesClose = true
+            comm.needsCloseCallback = true
             if retain { _ = CommHandle.table.retain(comm.token) }
             comm.stats.opened.add(1, ordering: .relaxed)
-            let start = pending.count
-            encoder.commOpen(into: &pending, commID: id, targetName: targetName, data: data, metadata: metadata, buffers: buffers, parent: parent)
+            let start = output.pending.count
+            encoder.commOpen(into: &output.pending, commID: id, targetName: targetName, data: data, metadata: metadata, buffers: buffers, parent: parent)
             afterAppend(from: start, origin: library)
             opened = comm
             return COMMHOST_OK
@@ -510,17 +489,14 @@ public final class Session: @unchecked Sendable {
             drainJobs()
         }
         output.withLock {
-            ended = true
-            onEarlyEnd = nil
-            directWriter = nil
+            output.end()
             blocked.removeAll()
-            output.broadcast()
         }
         port.session = nil
         port.releaseHandle()
     }
 
-    // MARK: Reload (the caller holds the session with `hold()`)
+    // MARK: Reload (the caller is inside the session's serialized context: `CommManager.holdAll`)
 
     /// Waits until no host open is between its checks and its insertion (for
     /// a reload that has just stopped host open for some libraries).
@@ -528,15 +504,15 @@ public final class Session: @unchecked Sendable {
         output.withLock {}
     }
 
-    /// The open comms served by a handler `matching` selects. Call holding the session.
+    /// The open comms served by a handler `matching` selects. Call inside the serialized context.
     func comms(servedBy matching: (Handler) -> Bool) -> [Comm] {
         comms.withLock { table in table.values.filter { matching($0.handler) } }
     }
 
     /// Closes `comm` from the host's side: removes it, sends `comm_close`
     /// with `data` and runs its close callback with `cause` (a target removed
-    /// from the manifest, a reload without hand-off). Call holding the session.
-    func closeHeld(_ comm: Comm, cause: CloseCause, data: [UInt8]) {
+    /// from the manifest, a reload without hand-off). Call inside the serialized context.
+    func closeFromHost(_ comm: Comm, cause: CloseCause, data: [UInt8]) {
         comms.withLock { table in
             if table[comm.id] === comm { table[comm.id] = nil }
         }
@@ -565,8 +541,8 @@ public final class Session: @unchecked Sendable {
     /// Runs the close callback once for an opened comm, after its tasks'
     /// last calls, then lets go of its handle.
     private func runClose(_ comm: Comm, cause: CloseCause, message: UnsafePointer<commhost_message>) {
-        guard comm.owesClose else { return }
-        comm.owesClose = false
+        guard comm.needsCloseCallback else { return }
+        comm.needsCloseCallback = false
         finishTasks { $0.comm === comm }
         timed(comm, "close") { comm.handler.close(instance: comm.instance, comm: comm, message: message, cause: cause) }
         comm.instance = nil
@@ -605,14 +581,14 @@ public final class Session: @unchecked Sendable {
     // MARK: Pipelined calls (comm_msg to a worker, not waited for)
 
     /// A pipelined call went out.
-    fileprivate func pipelinedCallDispatched() {
+    func pipelinedCallDispatched() {
         pipeline.withLock { pipelinedCalls += 1 }
     }
 
     /// A pipelined call ended: a failure is reported as a callback's failure
     /// is in-process (logged, and an error frame with the frame's parent
     /// header and line), then whoever waits for the calls is woken.
-    fileprivate func pipelinedCallFinished(_ call: SessionPipelinedCall, status: commhost_status, errorText: String?) {
+    func pipelinedCallFinished(_ call: SessionPipelinedCall, status: commhost_status, errorText: String?) {
         call.comm.stats.handlerTime.record(nanoseconds: MonotonicClock.nanoseconds() &- call.started)
         if status != COMMHOST_OK {
             reportHandlerError(PluginCallError(status: status, text: errorText), comm: call.comm, during: "comm_msg", line: call.line,
@@ -661,8 +637,8 @@ public final class Session: @unchecked Sendable {
         enqueue(.task(task))
     }
 
-    private func enqueue(_ job: Job) {
-        jobs.withLock { $0.append(job) }
+    private func enqueue(_ job: SessionJob) {
+        context.append(job)
         if !isOwner {
             DispatchQueue.global().async { self.serialized {} }
         }
@@ -670,16 +646,10 @@ public final class Session: @unchecked Sendable {
 
     /// Runs every queued job, including those queued while running them.
     private func drainJobs() {
-        while let batch = jobs.withLock({ list -> [Job]? in
-            guard !list.isEmpty else { return nil }
-            defer { list.removeAll() }
-            return list
-        }) {
-            for job in batch { run(job) }
-        }
+        context.drain { run($0) }
     }
 
-    private func run(_ job: Job) {
+    private func run(_ job: SessionJob) {
         switch job {
         case .close(let comm, let cause, let message):
             message.withMessage { runClose(comm, cause: cause, message: $0) }
@@ -693,7 +663,7 @@ public final class Session: @unchecked Sendable {
             awaitPipelinedCalls()
             let waiting = output.withLock { () -> [PluginLibrary] in
                 writableQueued = false
-                guard !ending, queuedBytes <= limits.outboundHighWaterBytes / 2 else { return [] }
+                guard !ending, output.queuedBytes <= limits.outboundHighWaterBytes / 2 else { return [] }
                 defer { blocked.removeAll() }
                 return blocked
             }
@@ -726,35 +696,31 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    private var isOwner: Bool { owner.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+    @inline(__always)
+    private var isOwner: Bool { context.isOwner }
 
     /// Runs `body` in the session's serialized context.
+    @inline(__always)
     private func serialized<R>(_ body: () -> R) -> R {
-        hold()
-        defer { release() }
+        enterSerialContext()
+        defer { leaveSerialContext() }
         return body()
     }
 
     /// Enters the session's serialized context: no frame is handled and no
-    /// plugin is called for this session until `release()`. Inbound frames
-    /// wait (in order) meanwhile. Never hold two sessions except in
-    /// ascending `id` order.
-    func hold() {
-        if !serial.tryLock() {
-            // Whoever holds the session may be waiting for a worker to answer
-            // frames this thread holds back: write them before waiting.
-            CallContext.current.releaseHeldFrames()
-            serial.lock()
-        }
-        owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+    /// plugin is called for this session until `leaveSerialContext()`.
+    /// Inbound frames wait (in order) meanwhile. Never be inside two
+    /// sessions' contexts except entered in ascending `id` order.
+    @inline(__always)
+    func enterSerialContext() {
+        context.enter()
     }
 
     /// Runs every job queued meanwhile (closes, tasks), then leaves the
     /// serialized context.
-    func release() {
-        drainJobs()
-        owner.store(0, ordering: .relaxed)
-        serial.unlock()
+    @inline(__always)
+    func leaveSerialContext() {
+        context.leave { run($0) }
     }
 
     // MARK: Output
@@ -763,9 +729,9 @@ public final class Session: @unchecked Sendable {
     private func emit(_ body: (inout FrameEncoder, inout [UInt8]) -> Void) {
         output.lock()
         defer { output.unlock() }
-        guard !ended else { return }
-        let start = pending.count
-        body(&encoder, &pending)
+        guard !output.ended else { return }
+        let start = output.pending.count
+        body(&encoder, &output.pending)
         afterAppend(from: start)
     }
 
@@ -777,8 +743,8 @@ public final class Session: @unchecked Sendable {
                              _ body: (inout FrameEncoder, inout [UInt8]) -> Void) -> commhost_status {
         output.lock()
         defer { output.unlock() }
-        guard !ended, !ending, !comm.closed else { return COMMHOST_ECLOSED }
-        if let library, queuedBytes >= limits.outboundHighWaterBytes {
+        guard !output.ended, !ending, !comm.closed else { return COMMHOST_ECLOSED }
+        if let library, output.queuedBytes >= limits.outboundHighWaterBytes {
             let context = CallContext.current
             guard context.sendAlreadyAnswered else { return refuseForBackpressure(library) }
             // A worker answered this send OK under a pipelined call: it is
@@ -788,15 +754,11 @@ public final class Session: @unchecked Sendable {
             context.admittedPastMark = true
         }
         if closing { comm.closed = true }
-        let start = pending.count
-        body(&encoder, &pending)
+        let start = output.pending.count
+        body(&encoder, &output.pending)
         afterAppend(from: start, origin: library)
         return COMMHOST_OK
     }
-
-    /// Bytes queued toward the client: waiting, or taken by a writer and not
-    /// yet written. Call holding `output`.
-    private var queuedBytes: Int { pending.count + writingBytes }
 
     /// Notes that `library` must hear session_writable; call holding `output`.
     private func refuseForBackpressure(_ library: PluginLibrary) -> commhost_status {
@@ -808,10 +770,36 @@ public final class Session: @unchecked Sendable {
     /// wait for backpressure to end and the queue is down to half the mark,
     /// queues their session_writable.
     private func afterWrite() {
-        guard !blocked.isEmpty, !writableQueued, !ended, queuedBytes <= limits.outboundHighWaterBytes / 2 else { return }
+        guard !blocked.isEmpty, !writableQueued, !output.ended, output.queuedBytes <= limits.outboundHighWaterBytes / 2 else { return }
         writableQueued = true
-        jobs.withLock { $0.append(.writable) }
+        context.append(.writable)
         DispatchQueue.global().async { self.serialized {} }
+    }
+
+    /// Lets threads other than the transport's reader write what they add
+    /// the way `handleBatch` does (a worker's reader thread delivering a
+    /// pipelined callback's sends: `beginDelivery`), so a reply needs no
+    /// wake-up of the writer thread when the client keeps up. Set before
+    /// serving; dropped when the session ends.
+    public func setDirectWriter(limit: Int, write: @escaping @Sendable (UnsafeRawBufferPointer) -> Int) {
+        output.setDirectWriter(limit: limit, write: write)
+    }
+
+    /// Opens a delivery for a worker's reader (`PipelinedCall.beginDelivery`):
+    /// what is sent until `endDelivery` is written then, together, as at the
+    /// end of a run of frames. Nil when the transport writes everything
+    /// itself (no direct writer).
+    func beginDelivery() -> DeliveryBatch? {
+        guard output.beginDirectDelivery() else { return nil }
+        CallContext.current.batchDepth += 1
+        return self
+    }
+
+    func endDelivery() {
+        let context = CallContext.current
+        context.batchDepth -= 1
+        if context.batchDepth == 0 { context.releaseHeldFrames() }
+        output.flushToDirectWriter()
     }
 
     /// Runs `body` (the handling of a run of inbound frames), then sends
@@ -821,77 +809,18 @@ public final class Session: @unchecked Sendable {
     /// client keeps up, and at most one wake-up per run when it does not.
     /// `write` must not block: it returns how many bytes it wrote (0 when
     /// the client cannot take more now, -1 on error); the rest goes to the
-    /// writer thread, ahead of anything appended since.
-    /// Lets threads other than the transport's reader write what they add
-    /// the way `handleBatch` does (a worker's reader thread delivering a
-    /// pipelined callback's sends: `beginDelivery`), so a reply needs no
-    /// wake-up of the writer thread when the client keeps up. Set before
-    /// serving; dropped when the session ends.
-    public func setDirectWriter(limit: Int, write: @escaping @Sendable (UnsafeRawBufferPointer) -> Int) {
-        output.withLock { directWriter = (limit, write) }
-    }
-
-    /// Opens a delivery for a worker's reader (`PipelinedCall.beginDelivery`):
-    /// what is sent until `endDelivery` is written then, together, as at the
-    /// end of a run of frames. Nil when the transport writes everything
-    /// itself (no direct writer).
-    func beginDelivery() -> DeliveryBatch? {
-        let opened = output.withLock { () -> Bool in
-            guard directWriter != nil else { return false }
-            wakeupsHeld += 1
-            return true
-        }
-        guard opened else { return nil }
-        CallContext.current.batchDepth += 1
-        return self
-    }
-
-    func endDelivery() {
-        let context = CallContext.current
-        context.batchDepth -= 1
-        if context.batchDepth == 0 { context.releaseHeldFrames() }
-        let writer = output.withLock { directWriter }
-        flushAfterBatch(directLimit: writer?.limit ?? 0, write: writer?.write ?? { _ in 0 })
-    }
-
-    /// Requests the run pipelines to workers are written together at its end.
+    /// writer thread, ahead of anything appended since. Calls pipelined to
+    /// workers during the run are written together at its end.
     public func handleBatch(directLimit: Int, write: (UnsafeRawBufferPointer) -> Int, _ body: () throws -> Void) rethrows {
-        output.withLock { wakeupsHeld += 1 }
+        output.holdWakeups()
         let context = CallContext.current
         context.batchDepth += 1
         defer {
             context.batchDepth -= 1
             if context.batchDepth == 0 { context.releaseHeldFrames() }
-            flushAfterBatch(directLimit: directLimit, write: write)
+            output.flushAfterBatch(directLimit: directLimit, write: write)
         }
         try body()
-    }
-
-    private func flushAfterBatch(directLimit: Int, write: (UnsafeRawBufferPointer) -> Int) {
-        output.lock()
-        wakeupsHeld -= 1
-        guard wakeupsHeld == 0 else { return output.unlock() }
-        guard !writing, !ended, !pending.isEmpty, pending.count <= directLimit else {
-            // The writer waits for output (or the end); nothing new, no wake-up.
-            if !pending.isEmpty || ended { output.broadcast() }
-            return output.unlock()
-        }
-        writing = true
-        swap(&directBuffer, &pending)
-        writingBytes = directBuffer.count
-        output.unlock()
-
-        let written = directBuffer.withUnsafeBytes(write)
-        output.lock()
-        if written < directBuffer.count {
-            pending.insert(contentsOf: directBuffer[max(written, 0)...], at: 0)
-        }
-        directBuffer.removeAll(keepingCapacity: true)
-        writing = false
-        writingBytes = 0
-        afterWrite()
-        if !pending.isEmpty || ended { output.broadcast() }
-        output.unlock()
     }
 
     /// Called holding `output` after each append (of what `pending` holds
@@ -902,17 +831,19 @@ public final class Session: @unchecked Sendable {
     /// admits any frame on top of it (ManifestLimits), so past the bound the
     /// client is not reading what the host answers it; the reason names a
     /// library only when its own frame (a comm_close or comm_open) crossed.
+    @inline(__always)
     private func afterAppend(from start: Int, origin library: PluginLibrary? = nil) {
-        if let trace { pending.withUnsafeBytes { trace.recordIssued(session: id, frames: UnsafeRawBufferPointer(rebasing: $0[start...])) } }
-        if queuedBytes > limits.maxOutboundBytes {
-            ended = true
-            let side = library.map { "library \($0.name) queued a frame past the bound" } ?? "client is not reading"
-            endReason = "\(side): \(queuedBytes) bytes waiting exceeds limits.max_outbound_bytes (\(limits.maxOutboundBytes))"
-            logger.error("ending session: outbound bound exceeded", [("session", .int(id)), ("reason", .string(endReason!))])
-            onEarlyEnd?()
-            onEarlyEnd = nil
-        }
-        if wakeupsHeld == 0 || ended { output.broadcast() }
+        if let trace { output.pending.withUnsafeBytes { trace.recordIssued(session: id, frames: UnsafeRawBufferPointer(rebasing: $0[start...])) } }
+        if output.queuedBytes > limits.maxOutboundBytes { endForOutboundBound(origin: library) }
+        output.appended()
+    }
+
+    /// Ends the session because more than the outbound bound is queued; call holding `output`.
+    private func endForOutboundBound(origin library: PluginLibrary?) {
+        let side = library.map { "library \($0.name) queued a frame past the bound" } ?? "client is not reading"
+        let reason = "\(side): \(output.queuedBytes) bytes waiting exceeds limits.max_outbound_bytes (\(limits.maxOutboundBytes))"
+        logger.error("ending session: outbound bound exceeded", [("session", .int(id)), ("reason", .string(reason))])
+        output.endEarly(reason: reason)
     }
 
     /// A comm_close the host sends on its own, with `{"reason": reason}` as its data.
@@ -952,12 +883,7 @@ public final class Session: @unchecked Sendable {
     /// has ended. Returns false once the session has ended and all its
     /// output has been taken.
     public func takeOutput(into buffer: inout [UInt8], wait: Bool) -> Bool {
-        buffer.removeAll(keepingCapacity: true)
-        output.lock()
-        defer { output.unlock() }
-        while wait && pending.isEmpty && !ended { output.wait() }
-        swap(&buffer, &pending)
-        return !(ended && buffer.isEmpty)
+        output.takeOutput(into: &buffer, wait: wait)
     }
 
     /// For a transport's writer thread: waits until there is output and no
@@ -966,30 +892,12 @@ public final class Session: @unchecked Sendable {
     /// Returns false, taking nothing, once the session has ended and all its
     /// output has been written.
     public func takeOutputToWrite(into buffer: inout [UInt8]) -> Bool {
-        buffer.removeAll(keepingCapacity: true)
-        output.lock()
-        defer { output.unlock() }
-        while (pending.isEmpty || writing) && !(ended && pending.isEmpty && !writing) { output.wait() }
-        guard !pending.isEmpty else { return false }
-        writing = true
-        swap(&buffer, &pending)
-        writingBytes = buffer.count
-        return true
+        output.takeOutputToWrite(into: &buffer)
     }
 
     /// Ends the writer's turn taken with `takeOutputToWrite`.
     public func finishedWriting() {
-        output.withLock {
-            writing = false
-            writingBytes = 0
-            afterWrite()
-            output.broadcast()
-        }
-    }
-
-    /// The comm `commID`, if open (for tests and the comm's own lookups).
-    func comm(_ commID: String) -> Comm? {
-        comms.withLock { $0[commID] }
+        output.finishedWriting()
     }
 
     /// The stats counters of `targetName` (each comm looks its target's up once).
@@ -1008,39 +916,12 @@ public final class Session: @unchecked Sendable {
 
     // MARK: Checks
 
-    /// Checks what a plugin hands the host: a message of at least its ABI
-    /// 1.0 size (fields past that are not read), data and metadata JSON
-    /// objects (or empty), readable buffers, and the whole (with the comm id,
-    /// the parent msg_id and `extra` bytes of names) within the frame limit,
-    /// so the bound on queued output always admits it.
+    /// `OutgoingCheck.checkOutgoing` with this session's limits and the frame being handled.
+    @inline(__always)
     private func checkOutgoing(_ message: UnsafePointer<commhost_message>?, commID: String, parent: UnsafeRawBufferPointer?,
                                extra: Int = 0) -> commhost_status {
-        var size = commID.utf8.count + (parent?.count ?? 0) + extra
-        guard let m = message.map(ABIStruct.message) else { return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
-        guard m.struct_size >= Self.messageSize1_0 else { return COMMHOST_EINVAL }
-        size += m.data.len + m.metadata.len
-        for slice in [m.data, m.metadata] where slice.len > 0 {
-            guard let ptr = slice.ptr else { return COMMHOST_EINVAL }
-            if isValidatedInbound(ptr, slice.len) { continue }
-            do {
-                try JSONValidator.validateObject(UnsafeRawBufferPointer(start: ptr, count: slice.len), maxDepth: limits.maxDepth)
-            } catch {
-                CallContext.current.errorText = "\(error)"
-                return COMMHOST_EJSON
-            }
-        }
-        if m.buffer_count > 0 {
-            guard let list = m.buffers else { return COMMHOST_EINVAL }
-            for i in 0..<m.buffer_count {
-                guard list[i].len == 0 || list[i].ptr != nil else { return COMMHOST_EINVAL }
-                size += (list[i].len + 2) / 3 * 4
-            }
-        }
-        return size > limits.maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK
+        outgoing.checkOutgoing(message, commID: commID, parent: parent, extra: extra) { isValidatedInbound($0, $1) }
     }
-
-    /// The ABI 1.0 size of `commhost_message`: the least the host reads.
-    static let messageSize1_0 = MemoryLayout<commhost_message>.offset(of: \.buffer_count)! + MemoryLayout<Int>.size
 
     /// Whether `(ptr, len)` is exactly the inbound `data` or `metadata` of the
     /// frame this thread is handling: bytes the parser has already validated
@@ -1062,17 +943,10 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Calls `body` with a checked message's data, metadata and buffers.
+    @inline(__always)
     private func withOutgoing(_ message: UnsafePointer<commhost_message>?,
                               _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status) -> commhost_status {
-        let none = UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let m = message.map(ABIStruct.message) else { return body(none, none, []) }
-        let data = m.data.len > 0 ? UnsafeRawBufferPointer(start: m.data.ptr, count: m.data.len) : none
-        let metadata = m.metadata.len > 0 ? UnsafeRawBufferPointer(start: m.metadata.ptr, count: m.metadata.len) : none
-        var buffers: [UnsafeRawBufferPointer] = []
-        if m.buffer_count > 0, let list = m.buffers {
-            buffers = (0..<m.buffer_count).map { UnsafeRawBufferPointer(start: list[$0].ptr, count: list[$0].len) }
-        }
-        return body(data, metadata, buffers)
+        OutgoingCheck.withOutgoing(message, body)
     }
 
     /// Comm ids generated so far, for repeatable ids.
@@ -1101,116 +975,10 @@ public final class Session: @unchecked Sendable {
     }
 }
 
-/// The handle plugins hold for a session. It lets go of its session when the
-/// session ends, so a plugin reference on an ended session keeps nothing of
-/// it alive. (A strong reference behind a lock rather than a weak one: a weak
-/// reference's side table is only reachable through a tagged pointer, which
-/// LeakSanitizer reports as a leak for every session still live at exit.)
-final class SessionPort: SessionHandle, @unchecked Sendable {
-    // @unchecked: `current` is guarded by its lock.
-    private let current = Locked<Session?>(nil)
-
-    /// The session, until it has ended.
-    var session: Session? {
-        get { current.withLock { $0 } }
-        set { current.withLock { $0 = newValue } }
-    }
-
-    override func hostOpen(from library: PluginLibrary, handlerName: String, targetName: String, commID: String,
-                           message: UnsafePointer<commhost_message>?, instance: UnsafeMutableRawPointer?,
-                           retain: Bool) -> (commhost_status, CommHandle?) {
-        guard let session else { return (COMMHOST_ECLOSED, nil) }
-        return session.pluginOpen(from: library, handlerName: handlerName, targetName: targetName, commID: commID,
-                                  message: message, instance: instance, retain: retain)
-    }
-
-    override func hostSessionData(for library: PluginLibrary) -> UnsafeMutableRawPointer? {
-        session?.sessionData(for: library)
-    }
-
-    override func hostSchedule(from library: PluginLibrary, comm: CommHandle?, delayMilliseconds: UInt64, periodMilliseconds: UInt64?,
-                               task: PluginTaskFunction) -> (commhost_status, UInt64) {
-        guard let session else { return (COMMHOST_ECLOSED, 0) }
-        let owned = comm as? Comm
-        if comm != nil && owned?.session !== session { return (COMMHOST_EINVAL, 0) }
-        return session.pluginSchedule(from: library, comm: owned, delayMilliseconds: delayMilliseconds,
-                                      periodMilliseconds: periodMilliseconds, task: task)
-    }
-}
-
 /// A worker's reader delivers a session's sends in batches (`beginDelivery`).
 extension Session: DeliveryBatch {}
 
-/// A comm_msg to a worker-served comm that went out without a wait
-/// (`PipelinedCall`): what its frame gave it (the parent header, the input
-/// line), for the host calls made under it and a failure reported late.
-
-final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
-    // @unchecked: everything is immutable after init but `dispatched`, an atomic.
-
-    let session: Session
-    let comm: Comm
-    let line: Int
-    /// When the session made the call (for the target's handler time).
-    let started = MonotonicClock.nanoseconds()
-    /// Copies of the frame's msg_id token, data and metadata, one after the
-    /// other in one allocation (the frame's bytes do not outlive its handling).
-    private let copies: UnsafeMutableRawBufferPointer
-    private let parentCount: Int?, dataCount: Int, metadataCount: Int
-    private let sent = Atomic<Bool>(false)
-
-    init(session: Session, comm: Comm, parent: UnsafeRawBufferPointer?, data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
-         line: Int) {
-        self.session = session
-        self.comm = comm
-        self.line = line
-        parentCount = parent?.count
-        dataCount = data.count
-        metadataCount = metadata.count
-        let copies = UnsafeMutableRawBufferPointer.allocate(byteCount: max((parent?.count ?? 0) + data.count + metadata.count, 1), alignment: 1)
-        var offset = 0
-        for part in [parent ?? UnsafeRawBufferPointer(start: nil, count: 0), data, metadata] {
-            guard let base = part.baseAddress, part.count > 0 else { continue }
-            (copies.baseAddress! + offset).copyMemory(from: base, byteCount: part.count)
-            offset += part.count
-        }
-        self.copies = copies
-    }
-
-    deinit {
-        copies.deallocate()
-    }
-
-    /// The frame's msg_id token.
-    var parent: UnsafeRawBufferPointer? {
-        parentCount.map { UnsafeRawBufferPointer(start: copies.baseAddress, count: $0) }
-    }
-
-    /// Whether `bytes` are the frame's data or metadata (validated when the
-    /// frame arrived), byte for byte: a worker's echo needs no second pass.
-    func isInbound(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let base = copies.baseAddress! + (parentCount ?? 0)
-        func equal(_ start: UnsafeMutableRawPointer, _ count: Int) -> Bool {
-            count == bytes.count && memcmp(start, bytes.baseAddress!, count) == 0
-        }
-        return !bytes.isEmpty && (equal(base, dataCount) || equal(base + dataCount, metadataCount))
-    }
-
-    /// Whether the proxy sent it (else it ran, or failed, as a plain call).
-    var wasDispatched: Bool { sent.load(ordering: .acquiring) }
-
-    override func dispatched() {
-        sent.store(true, ordering: .releasing)
-        session.pipelinedCallDispatched()
-    }
-
-    override func finished(status: commhost_status, errorText: String?) {
-        session.pipelinedCallFinished(self, status: status, errorText: errorText)
-    }
-
-    override func beginDelivery(continuing open: DeliveryBatch?) -> DeliveryBatch? {
-        if open === session { return open }
-        open?.endDelivery()
-        return session.beginDelivery()
-    }
+extension Session: OutboundQueueOwner {
+    func outboundQueueWrote() { afterWrite() }
 }
+

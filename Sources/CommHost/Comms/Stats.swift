@@ -6,7 +6,8 @@ import Synchronization
 /// sessions when a snapshot is taken.
 final class Stats: Sendable {
     private let startedNanoseconds = MonotonicClock.nanoseconds()
-    /// `Locked`, not `Mutex`: sessions contend for these (see `Locked`).
+    /// Guard the counters per target, per error name and per worker: sessions,
+    /// the reloader and stats requests contend for them.
     private let targets = Locked<[String: StatsTarget]>([:])
     private let errors = Locked<[String: Int]>([:])
     private let reloads = Atomic<Int>(0)

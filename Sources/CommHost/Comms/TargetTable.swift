@@ -1,18 +1,17 @@
-import Synchronization
-
 /// The target_name -> handler bindings every session looks up on comm_open.
 /// Built from the manifest; replaced whole on a manifest reload. Client
 /// input only ever looks names up here: it can never cause a load.
 public final class TargetTable: Sendable {
-    private let bindings: Mutex<[String: Handler]>
-    /// Targets that are listed but not served now (their worker crashed and
-    /// is restarting, or crashed too often), with the reason a client's
-    /// comm_open for them is closed with.
-    private let unavailable = Mutex<[String: String]>([:])
+    /// Guards the bindings: every session reads them on comm_open, a reload replaces them.
+    private let bindings: Locked<[String: Handler]>
+    /// Guards the targets that are listed but not served now (their worker
+    /// crashed and is restarting, or crashed too often), with the reason a
+    /// client's comm_open for them is closed with.
+    private let unavailable = Locked<[String: String]>([:])
 
     /// A table with `bindings`.
     public init(_ bindings: [String: Handler] = [:]) {
-        self.bindings = Mutex(bindings)
+        self.bindings = Locked(bindings)
     }
 
     /// The handler bound to `targetName`, if any.

@@ -1,6 +1,5 @@
 import CommPluginAPI
 import Glibc
-import Synchronization
 
 /// The composition root: manifest -> plugins -> comm manager -> transport.
 public enum Host {
@@ -108,7 +107,8 @@ public enum Host {
         let session = manager.makeSession()
         let transport = StreamTransport(session: session, input: STDIN_FILENO, output: STDOUT_FILENO, limits: limits, logger: logger)
 
-        let stopped = Mutex(false)
+        /// Guards whether shutdown has begun (signals, end of input and a session's early end race to it).
+        let stopped = Locked(false)
         let stop: @Sendable (String) -> Void = { why in
             stopped.withLock { done in
                 guard !done else { return }

@@ -110,7 +110,9 @@ enum PluginTimers {
         func cancel() -> Bool
     }
 
+    /// Guards the timers by id: plugins start and cancel them from any thread.
     private static let live = Locked<[UInt64: any Cancellable]>([:])
+    /// Guards the next timer id.
     private static let nextID = Locked<UInt64>(1)
 
     /// Registers `timer` under a new id.

@@ -37,6 +37,7 @@ final class HandleTable<Object: AnyObject>: @unchecked Sendable {
         var pluginReferences: UInt32 = 0
     }
 
+    /// Guards `slots` and `free`: plugin threads look handles up while sessions add and end them.
     private let lock = ConditionLock()
     /// Unchecked for exclusivity at run time (every plugin call looks a
     /// handle up): `lock` already makes each access exclusive.

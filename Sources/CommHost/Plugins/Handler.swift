@@ -61,7 +61,7 @@ public final class Handler: @unchecked Sendable {
     /// Calls open; returns the instance pointer the plugin gave.
     func open(comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) -> UnsafeMutableRawPointer? {
         var instance: UnsafeMutableRawPointer? = nil
-        let state = library.state
+        let state = library.libraryData
         try library.call { openFn(raw, state, comm.opaque, message, &instance) }
         return instance
     }
@@ -103,7 +103,7 @@ public final class Handler: @unchecked Sendable {
     func restore(comm: CommHandle, fromVersion: String, state: [UInt8]) throws(PluginCallError) -> UnsafeMutableRawPointer? {
         guard let restoreFn else { throw PluginCallError(status: COMMHOST_EUNSUPPORTED, text: "handler \"\(name)\" has no restore") }
         var instance: UnsafeMutableRawPointer? = nil
-        let libraryState = library.state
+        let libraryState = library.libraryData
         var version = Array(fromVersion.utf8)
         try state.withUnsafeBufferPointer { raw in
             version.withUnsafeMutableBytes { versionBytes in

@@ -1,6 +1,5 @@
 import CommPluginAPI
 import Glibc
-import Synchronization
 
 /// The `commhost_host` tables: one per loaded library, passed to its init,
 /// whose `host_data` names the library, so every host function knows which
@@ -8,10 +7,10 @@ import Synchronization
 /// tokens and are checked in `CommHandle.table` / `SessionHandle.table`;
 /// a bad one is logged with the library's name and refused.
 enum HostAPI {
-    /// Where `log` from plugins goes; set by the host at start.
-    static let logger = Mutex(Logger())
+    /// Guards where `log` from plugins goes (any plugin thread reads it); set by the host at start.
+    static let logger = Locked(Logger())
 
-    /// Every table made, so they stay reachable: a plugin may keep its table
+    /// Guards every table made, kept so they stay reachable: a plugin may keep its table
     /// pointer until it is unloaded, which for Swift code is never.
     private static let tables = Locked<[UnsafePointer<commhost_host>]>([])
 

@@ -8,7 +8,7 @@ import Synchronization
 /// deinit and unloads it when that is safe (never for Swift code); once
 /// retired, no call reaches it.
 public final class PluginLibrary: @unchecked Sendable {
-    // @unchecked: stored properties are immutable after load except `state`
+    // @unchecked: stored properties are immutable after load except `libraryData`
     // (written once by init, before any other call) and `handlers` (filled
     // in the initializer); `retired`, `accepting` and `inFlight` are atomics
     // and `gate` serializes calls.
@@ -33,8 +33,9 @@ public final class PluginLibrary: @unchecked Sendable {
     public let concurrent: Bool
     /// The handlers, in descriptor order.
     public private(set) var handlers: [Handler] = []
-    /// What init returned, passed to open and restore.
-    private(set) var state: UnsafeMutableRawPointer?
+    /// What init returned (the header's `out_library`), passed to open,
+    /// restore, the session callbacks and deinit.
+    private(set) var libraryData: UnsafeMutableRawPointer?
 
     /// The dlopened copy; nil for a library served by a worker process.
     private let dl: DynamicLibrary?
@@ -249,7 +250,7 @@ public final class PluginLibrary: @unchecked Sendable {
             let slice = commhost_str(ptr: raw.baseAddress?.assumingMemoryBound(to: CChar.self), len: raw.count)
             return Result { () throws(PluginCallError) in try call { initFn(hostTable, slice, &out) } }
         }.get()
-        state = out
+        libraryData = out
     }
 
     /// How long a callback may run (`handler_timeout_ms` of the library's
@@ -316,13 +317,10 @@ public final class PluginLibrary: @unchecked Sendable {
 
     // MARK: Sessions
 
-    /// Whether the library has session callbacks at all.
-    var hasSessionCallbacks: Bool { sessionStartFn != nil || sessionEndFn != nil || sessionWritableFn != nil }
-
     /// Calls session_start; returns the session data the plugin set (also on failure, which is thrown).
     func sessionStart(_ session: SessionHandle, cause: SessionCause, data: inout UnsafeMutableRawPointer?) throws(PluginCallError) {
         guard let sessionStartFn else { return }
-        let state = self.state
+        let state = self.libraryData
         var out: UnsafeMutableRawPointer? = nil
         defer { data = out }
         try call { sessionStartFn(state, session.opaque, cause.rawValue, &out) }
@@ -331,7 +329,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// Calls session_end.
     func sessionEnd(_ session: SessionHandle, data: UnsafeMutableRawPointer?, cause: SessionCause) {
         guard let sessionEndFn else { return }
-        let state = self.state
+        let state = self.libraryData
         try? call {
             sessionEndFn(state, session.opaque, data, cause.rawValue)
             return COMMHOST_OK
@@ -341,7 +339,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// Calls session_writable.
     func sessionWritable(_ session: SessionHandle, data: UnsafeMutableRawPointer?) {
         guard let sessionWritableFn else { return }
-        let state = self.state
+        let state = self.libraryData
         try? call {
             sessionWritableFn(state, session.opaque, data)
             return COMMHOST_OK
@@ -381,7 +379,7 @@ public final class PluginLibrary: @unchecked Sendable {
             usleep(100)
         }
         if let deinitFn {
-            let state = self.state
+            let state = self.libraryData
             try? callUnchecked {
                 deinitFn(state)
                 return COMMHOST_OK

@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Watches a set of files through inotify on their directories (linkers
 /// write a temporary file and rename it over the target, so watching the
@@ -27,7 +26,8 @@ final class FileWatcher: Sendable {
     private let debounce: Double
     private let onChange: @Sendable (String, Double) -> Void
     private let logger: Logger
-    private let state = Mutex(State())
+    /// Guards the watches and pending changes: the watch thread and the reloader's calls both touch them.
+    private let state = Locked(State())
 
     /// A watcher that calls `onChange(path, firstSeen)` (monotonic seconds of
     /// the first event of the burst) from its own thread.

@@ -82,7 +82,7 @@ struct HandlerSwap {
                 case .move(let handler) where handler === comm.handler:
                     continue
                 case .move(let handler):
-                    if comm.handler.supportsHandOff && handler.supportsHandOff && comm.owesClose {
+                    if comm.handler.supportsHandOff && handler.supportsHandOff && comm.needsCloseCallback {
                         moves.append(Move(session: session, comm: comm, handler: handler))
                     } else {
                         closes.append((session, comm, .reload, nil))
@@ -118,7 +118,7 @@ struct HandlerSwap {
             move.comm.instance = move.instance
         }
         for (session, comm, cause, data) in closes {
-            session.closeHeld(comm, cause: cause, data: data ?? (cause == .reload ? reloadedData : removedData))
+            session.closeFromHost(comm, cause: cause, data: data ?? (cause == .reload ? reloadedData : removedData))
         }
         for session in held {
             let serving = session.libraries

@@ -1,8 +1,10 @@
 import Glibc
 
 /// A mutex with a condition variable (`pthread_mutex_t` + `pthread_cond_t`),
-/// for the few places a thread must sleep until another one hands it work.
-/// Elsewhere prefer `Synchronization.Mutex`.
+/// for the places a thread must sleep until another one hands it work, and
+/// for a lock that guards several properties of its owner (a value on its
+/// own goes in `Locked`, built on this). pthread-based, so ThreadSanitizer
+/// sees the ordering it gives.
 final class ConditionLock: @unchecked Sendable {
     // @unchecked: the pthread objects are the synchronization themselves.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)

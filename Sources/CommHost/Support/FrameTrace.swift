@@ -9,8 +9,8 @@ import Glibc
 public final class FrameTrace: Sendable {
     private let fd: Int32
     private let ownsDescriptor: Bool
-    /// Keeps lines whole when sessions write at once.
-    private let lock = Locked<Void>(())
+    /// Held while a line is written, so lines stay whole when sessions write at once.
+    private let lock = ConditionLock()
 
     /// A trace written to `path`, created (mode 0600) or truncated; `-` is
     /// stderr. Throws the reason it cannot be opened.
@@ -40,7 +40,7 @@ public final class FrameTrace: Sendable {
         if body.last == 0x0A { body = UnsafeRawBufferPointer(rebasing: body.dropLast()) }
         text += ",\"frame\":" + JSONText.string(String(decoding: body, as: UTF8.self)) + "}\n"
         var bytes = Array(text.utf8)
-        lock.withLock { _ in
+        lock.withLock {
             // A trace that cannot be written has nowhere to report to.
             bytes.withUnsafeMutableBytes { try? FileSystem.writeAll(fd, UnsafeRawBufferPointer($0)) }
         }

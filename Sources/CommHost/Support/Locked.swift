@@ -3,8 +3,12 @@
 /// On Linux, `Mutex` waits on a futex inside the uninstrumented
 /// Synchronization library when contended, so ThreadSanitizer sees no
 /// ordering between the holders and reports every contended use as a data
-/// race; pthread mutexes are intercepted. Use this for state that several
-/// threads contend for; `Mutex` is fine where there is no contention.
+/// race; pthread mutexes are intercepted.
+///
+/// The host has two lock types: this one for a value on its own, and
+/// `ConditionLock` where a thread must sleep until another hands it work,
+/// or where one lock guards several properties of its owner. It does not
+/// use `Mutex`. Each stored lock says what it guards.
 final class Locked<Value>: @unchecked Sendable {
     // @unchecked: the value is only touched holding `lock`.
     private let lock = ConditionLock()

@@ -62,9 +62,6 @@ public struct Logger: Sendable {
     /// A logger that writes nothing (for tests and throwaway checks).
     public static let discard = Logger(discarding: ())
 
-    /// Whether a line at `level` would be written.
-    public func enabled(_ level: LogLevel) -> Bool { fd != nil && level >= minimumLevel }
-
     /// Writes `message` with `fields` when `level` is enabled.
     public func log(_ level: LogLevel, _ message: @autoclosure () -> String, _ fields: @autoclosure () -> [(String, LogValue)] = []) {
         guard let fd, level >= minimumLevel else { return }

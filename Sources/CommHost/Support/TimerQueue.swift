@@ -15,6 +15,7 @@ final class TimerQueue: @unchecked Sendable {
         var fire: @Sendable () -> Void
     }
 
+    /// Guards `entries` and `nextID`; the timer thread sleeps on it until the soonest deadline.
     private let lock = ConditionLock()
     /// Kept sorted by deadline, soonest last (timers are few; removal is by id).
     private var entries: [Entry] = []

@@ -27,7 +27,7 @@ public final class SocketServer: Sendable {
     /// A pipe whose read end becomes readable when `stop` is called.
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    /// `Locked`, not `Mutex`: connection threads contend for it (see `Locked`).
+    /// Guards the server's state: the accept loop, connection threads and `stop` contend for it.
     private let state = Locked(State())
 
     private struct State {
@@ -177,9 +177,6 @@ public final class SocketServer: Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    /// The number of connections being served (their threads not yet finished).
-    public var connectionCount: Int { state.withLock { $0.connections.count } }
-
     // MARK: Accepting
 
     private func acceptUntilStopped() {
@@ -285,6 +282,7 @@ private final class Connection: Sendable {
     let socket: UnixSocket
     /// Signalled once the connection's thread is done with it.
     let finished = DispatchSemaphore(value: 0)
+    /// Guards whether the socket is still open: `shutdown` and the connection's thread race to close it.
     private let open = Locked(true)
 
     init(session: Session, socket: UnixSocket) {

@@ -13,6 +13,7 @@ enum SpareBytes {
     /// Arrays of at least this capacity are kept: below it glibc's own reuse does as well.
     static let minimumCapacity = 32 << 20
 
+    /// Guards the one array kept: every session's reader offers and takes it.
     private static let spare = Locked<[UInt8]?>(nil)
 
     /// The kept array, emptied, if its capacity is at least `count`; otherwise nil (the array

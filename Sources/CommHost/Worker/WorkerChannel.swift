@@ -20,6 +20,7 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
     let fd: Int32
     /// The largest frame body accepted: a peer that sends more is broken.
     let maxFrameBytes: Int
+    /// Held while a frame is written (and guards `scratch`), so frames from several threads never interleave.
     private let writeLock = ConditionLock()
     /// Where a frame sent without holding is encoded before it is written.
     private let scratch = FrameBuffer()

@@ -157,11 +157,6 @@ final class WorkerHandles: Sendable {
         state.withLock { $0.sessions[token]?.data }
     }
 
-    /// Whether the worker knows session `token`.
-    func knowsSession(_ token: UInt64) -> Bool {
-        state.withLock { $0.sessions[token] != nil }
-    }
-
     // MARK: Bookkeeping
 
     private static func addComm(_ state: inout State, token: UInt64, id: String, target: String, session: UInt64) {

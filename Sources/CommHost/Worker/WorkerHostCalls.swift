@@ -19,6 +19,7 @@ final class WorkerHostCalls: @unchecked Sendable {
     }
 
     private let channel: WorkerChannel
+    /// Guards `nextID` and the calls waiting for replies; each caller sleeps on it until its reply comes.
     private let lock = ConditionLock()
     private var nextID: UInt64 = 1
     /// Calls waiting for their reply, and the replies that came.

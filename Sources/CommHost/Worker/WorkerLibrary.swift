@@ -5,10 +5,10 @@ import CommPluginAPI
 /// read and checked as the host's loader checks it, its callbacks kept as C
 /// function pointers. Not initialized: init runs when the host asks
 /// (`initialize`). Calls are made by `WorkerServer`, which the host
-/// serializes; nothing changes after loading except `state`, set by init.
+/// serializes; nothing changes after loading except `libraryData`, set by init.
 final class WorkerLibrary: @unchecked Sendable {
     // @unchecked: the handler structs and function pointers are the plugin's
-    // immutable descriptor; `state` is behind a lock.
+    // immutable descriptor; `libraryData` is behind a lock.
 
     typealias InitFn = @convention(c) (UnsafePointer<commhost_host>?, commhost_str,
                                        UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> commhost_status
@@ -69,7 +69,7 @@ final class WorkerLibrary: @unchecked Sendable {
     /// deinit. Locked although the host orders init before every other call:
     /// that order reaches the worker through the host's socket, which a
     /// thread sanitizer cannot see.
-    let state = Locked<UnsafeMutableRawPointer?>(nil)
+    let libraryData = Locked<UnsafeMutableRawPointer?>(nil)
 
     /// The descriptor as the host's proxy needs it (`hello`).
     var descriptor: WorkerDescriptor {

@@ -34,6 +34,7 @@ final class WorkerPipeline: @unchecked Sendable {
         case overdue(WorkerCallback)
     }
 
+    /// Guards the entries in flight; a sender waits on it while the pipeline is full.
     private let lock = ConditionLock()
     /// In flight from `head` on (answered ones before it are dropped in bulk).
     private var entries: [Entry] = []

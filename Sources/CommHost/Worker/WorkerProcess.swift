@@ -74,11 +74,13 @@ final class WorkerProcess: @unchecked Sendable {
         var inFlight: [UInt64: WorkerCallback] = [:]
         var lastCallback: WorkerCallback?
     }
+    /// Guards the requests, their waiters and the worker's death: callers, the reader thread and the watchdog contend for it.
     private let state = Locked(State())
 
     /// One caller waiting for its reply.
     private final class Waiter: @unchecked Sendable {
         // @unchecked: every field is touched holding `lock`.
+        /// Guards the fields below; the caller sleeps on it until its reply (or the death) comes.
         let lock = ConditionLock()
         var reply: WorkerMessage?
         var calls: [(UInt64, WorkerHostCall)] = []

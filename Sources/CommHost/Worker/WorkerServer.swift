@@ -254,7 +254,7 @@ final class WorkerServer: @unchecked Sendable {
     }
 
     private func perform(_ message: WorkerMessage) -> Outcome {
-        let state = library.state.withLock { $0 }
+        let state = library.libraryData.withLock { $0 }
         switch message {
         case .initialize(let config):
             guard let initFn = library.initFn else { return Outcome(status: COMMHOST_OK) }
@@ -262,7 +262,7 @@ final class WorkerServer: @unchecked Sendable {
             let status = config.withUnsafeBytes { raw in
                 initFn(hostTable, commhost_str(ptr: raw.baseAddress?.assumingMemoryBound(to: CChar.self), len: raw.count), &out)
             }
-            library.state.withLock { $0 = out }
+            library.libraryData.withLock { $0 = out }
             return Outcome(status: status)
 
         case .open(let index, let comm, let payload):

@@ -14,7 +14,7 @@ import Foundation
 /// is left out, a binary item of an array becomes `null`), and
 /// ``init(json:bufferPaths:buffers:)`` puts buffers back at their paths.
 ///
-/// As `Codable` (for ``HandsOffState``), a state is
+/// As `Codable` (for ``SurvivesReload``), a state is
 /// `{"state": {...}, "buffer_paths": [...], "buffers": ["<base64>", ...]}`,
 /// so binary leaves survive a reload.
 public struct WidgetState: Hashable, Sendable {

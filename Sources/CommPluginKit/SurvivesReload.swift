@@ -24,7 +24,7 @@
 ///
 /// Handlers that do not adopt this protocol have their comms closed on
 /// reload (``CloseCause/reload``).
-public protocol HandsOffState: CommHandler {
+public protocol SurvivesReload: CommHandler {
     /// Everything the instance needs to carry on after a reload.
     associatedtype State: Codable
 
@@ -43,7 +43,7 @@ public protocol HandsOffState: CommHandler {
     static func decodeState(_ saved: [UInt8], fromVersion version: String) throws -> State
 }
 
-extension HandsOffState {
+extension SurvivesReload {
     /// Decodes `State` from the JSON, whatever the version.
     public static func decodeState(_ saved: [UInt8], fromVersion version: String) throws -> State {
         try decodeSaved(State.self, from: saved)
