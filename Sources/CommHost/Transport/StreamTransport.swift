@@ -9,13 +9,13 @@ public final class StreamTransport: @unchecked Sendable {
     private let session: Session
     private let input: Int32
     private let output: Int32
-    private let limits: SessionLimits
+    private let limits: ManifestLimits
     private let logger: Logger
     private let writerDone = DispatchSemaphore(value: 0)
     private let outputIsSocket: Bool
 
     /// A transport reading frames from `input` and writing to `output`.
-    public init(session: Session, input: Int32, output: Int32, limits: SessionLimits, logger: Logger) {
+    public init(session: Session, input: Int32, output: Int32, limits: ManifestLimits, logger: Logger) {
         self.session = session
         self.input = input
         self.output = output
