@@ -277,17 +277,8 @@ extension JSONDocument {
             }
             scanner.skipWhitespace()
             let root = try parseValue(depth: 0)
-            try step { (s: inout JSONScanner) throws(WireError) in try s.expectEnd("the end of the JSON text") }
+            do throws(WireError) { try scanner.expectEnd("the end of the JSON text") } catch { throw reword(error) }
             return root
-        }
-
-        /// One step of the scanner; what it refuses is reworded for this reader.
-        mutating func step<T>(_ body: (inout JSONScanner) throws(WireError) -> T) throws(SyntaxError) -> T {
-            do throws(WireError) {
-                return try body(&scanner)
-            } catch {
-                throw reword(error)
-            }
         }
 
         // MARK: values
@@ -299,16 +290,21 @@ extension JSONDocument {
             switch scanner.currentKind {
             case .object?: value = try parseObject(depth: depth + 1)
             case .array?: value = try parseArray(depth: depth + 1)
-            case .string?: value = .string(try step { (s: inout JSONScanner) throws(WireError) in s.string(try s.scanString()) })
+            case .string?:
+                let token: StringToken
+                do throws(WireError) { token = try scanner.scanString() } catch { throw reword(error) }
+                value = .string(scanner.string(token))
             case .number?:
-                try step { (s: inout JSONScanner) throws(WireError) in try s.scanNumber() }
-                value = .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<scanner.pos]), as: UTF8.self))
+                do throws(WireError) { try scanner.scanNumber() } catch { throw reword(error) }
+                let text = UnsafeBufferPointer(rebasing: bytes[start..<scanner.pos])
+                value = .number(String(decoding: text, as: UTF8.self))
             case .boolean?:
                 let isTrue = scanner.current == UInt8(ascii: "t")
-                try step { (s: inout JSONScanner) throws(WireError) in try s.scanLiteral(isTrue ? "true" : "false") }
+                let word: StaticString = isTrue ? "true" : "false"
+                do throws(WireError) { try scanner.scanLiteral(word) } catch { throw reword(error) }
                 value = .bool(isTrue)
             case .null?:
-                try step { (s: inout JSONScanner) throws(WireError) in try s.scanLiteral("null") }
+                do throws(WireError) { try scanner.scanLiteral("null") } catch { throw reword(error) }
                 value = .null
             case nil:
                 throw error(notAValue(scanner.current), at: start)
@@ -329,36 +325,62 @@ extension JSONDocument {
         mutating func parseObject(depth: Int) throws(SyntaxError) -> Value {
             var members: [Member] = []
             var seen: [[UInt8]: Int] = [:]
-            guard try step({ (s: inout JSONScanner) throws(WireError) in try s.enterObject(depth: depth) }) else { return .object(members) }
-            repeat {
+            let empty: Bool
+            do throws(WireError) { empty = try !scanner.enterObject(depth: depth) } catch { throw reword(error) }
+            if empty { return .object(members) }
+            var more = true
+            while more {
                 let keyOffset = scanner.pos
                 let keyLine = line(at: keyOffset)
-                let key = try step { (s: inout JSONScanner) throws(WireError) in s.string(try s.readKey()) }
-                if !options.allowDuplicateKeys {
-                    let keyBytes = Array(key.utf8)
-                    if let first = seen[keyBytes] {
-                        path.append(.key(key))
-                        throw error("duplicate member name \(JSONText.string(key)) (first at line \(first))", at: keyOffset)
+                let key: String
+                do throws(WireError) {
+                    key = scanner.string(try scanner.readKey())
+                } catch {
+                    // The name was read before its ':' was missed: a duplicate name comes first in the text.
+                    if !options.allowDuplicateKeys, case .expected(.colon)? = error.fault?.reason {
+                        var name = scanner
+                        name.pos = keyOffset
+                        if let token = try? name.scanString() {
+                            try admit(name.string(token), line: keyLine, at: keyOffset, to: &seen)
+                        }
                     }
-                    seen[keyBytes] = keyLine
+                    throw reword(error)
                 }
+                if !options.allowDuplicateKeys { try admit(key, line: keyLine, at: keyOffset, to: &seen) }
                 path.append(.key(key))
                 let value = try parseValue(depth: depth)
                 path.removeLast()
                 members.append(Member(key: key, keyLine: keyLine, value: value))
-            } while try step({ (s: inout JSONScanner) throws(WireError) in try s.nextMember() })
+                do throws(WireError) { more = try scanner.nextMember() } catch { throw reword(error) }
+            }
             return .object(members)
+        }
+
+        /// Records member name `key`, written at `offset` on `line`, among the names `seen` in its
+        /// object; throws when it is there already.
+        mutating func admit(_ key: String, line: Int, at offset: Int,
+                            to seen: inout [[UInt8]: Int]) throws(SyntaxError) {
+            let keyBytes = Array(key.utf8)
+            if let first = seen[keyBytes] {
+                path.append(.key(key))
+                throw error("duplicate member name \(JSONText.string(key)) (first at line \(first))", at: offset)
+            }
+            seen[keyBytes] = line
         }
 
         mutating func parseArray(depth: Int) throws(SyntaxError) -> Value {
             var elements: [Node] = []
-            guard try step({ (s: inout JSONScanner) throws(WireError) in try s.enterArray(depth: depth) }) else { return .array(elements) }
-            repeat {
+            let empty: Bool
+            do throws(WireError) { empty = try !scanner.enterArray(depth: depth) } catch { throw reword(error) }
+            if empty { return .array(elements) }
+            var more = true
+            while more {
                 if scanner.current == UInt8(ascii: "]") { throw error("trailing comma before ']'", at: scanner.pos) }
                 path.append(.index(elements.count))
                 elements.append(try parseValue(depth: depth))
                 path.removeLast()
-            } while try step({ (s: inout JSONScanner) throws(WireError) in try s.nextElement() })
+                do throws(WireError) { more = try scanner.nextElement() } catch { throw reword(error) }
+            }
             return .array(elements)
         }
 
@@ -394,13 +416,15 @@ extension JSONDocument {
                     return error(describe.map { "\\u must be followed by four hex digits, found \($0)" }
                                  ?? "unexpected end of input in a \\u escape", at: at)
                 case .digit:
-                    return error(describe.map { "expected a digit after '-', found \($0)" } ?? "unexpected end of input in a number", at: at)
+                    return error(describe.map { "expected a digit after '-', found \($0)" }
+                                 ?? "unexpected end of input in a number", at: at)
                 case .digitAfterDecimalPoint:
                     return error("expected a digit after the decimal point", at: at)
                 case .digitInExponent:
                     return error("expected a digit in the exponent", at: at)
                 case .literal(let word):
-                    return error(describe.map { "unexpected \($0), expected \(word)" } ?? "unexpected end of input, expected \(word)", at: at)
+                    return error(describe.map { "unexpected \($0), expected \(word)" }
+                                 ?? "unexpected end of input, expected \(word)", at: at)
                 case .end:
                     return error("unexpected \(describe ?? "end of input") after the JSON value", at: at)
                 }
@@ -413,8 +437,8 @@ extension JSONDocument {
             case .leadingZero:
                 return error("numbers must not have leading zeros", at: at + 1)
             case .controlCharacter(let byte):
-                return error("control character \(JSONScanner.describeByte(byte)) inside a string; write it as an escape (\(escapeHint(byte)))",
-                             at: at)
+                let (name, hint) = (JSONScanner.describeByte(byte), escapeHint(byte))
+                return error("control character \(name) inside a string; write it as an escape (\(hint))", at: at)
             case .tooDeep(let maxDepth):
                 return error("nesting deeper than \(maxDepth) levels", at: at)
             case .invalidUTF8(let how):
@@ -435,7 +459,8 @@ extension JSONDocument {
             while lineStart > 0 && bytes[lineStart - 1] != UInt8(ascii: "\n") { lineStart -= 1 }
             var column = 1
             for byte in bytes[lineStart..<position] where byte & 0xC0 != 0x80 { column += 1 }
-            return SyntaxError(message: message, offset: position, line: line(at: position), column: column, path: Path(path))
+            let number = line(at: position)
+            return SyntaxError(message: message, offset: position, line: number, column: column, path: Path(path))
         }
 
         /// The 1-based line of byte `offset`. Newlines stand only between tokens, and values are
