@@ -26,7 +26,7 @@ enum BuffersScenario {
 
         // The frame is longer than the default 64 MiB limit when the buffer is 64 MiB.
         let host = try InProcessHost(pluginPath: try tools.echoPlugin(),
-                                     limits: SessionLimits(maxFrameBytes: max(64 << 20, 2 * frame.count)))
+                                     limits: ManifestLimits(maxFrameBytes: max(64 << 20, 2 * frame.count)))
         defer { host.close() }
         host.feed(Frames.opens(["c1000"], target: "bench.echo"))
         host.feed(frame)

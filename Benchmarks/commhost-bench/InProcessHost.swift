@@ -14,7 +14,7 @@ final class InProcessHost {
 
     /// With `worker` (a `commhost` executable), the plugin is served by a
     /// `commhost worker` child process, as a target with `"isolation": "process"`.
-    init(pluginPath: String, worker: String? = nil, limits: SessionLimits = SessionLimits()) throws {
+    init(pluginPath: String, worker: String? = nil, limits: ManifestLimits = .defaults) throws {
         staging = try StagingArea()
         library = try PluginLibrary.load(path: pluginPath, staging: staging,
                                          isolation: worker.map { WorkerLaunch(executable: $0) })

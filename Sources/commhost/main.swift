@@ -263,11 +263,13 @@ func runTry(_ arguments: [String]) -> Int32 {
         }
         let bytes: [UInt8]
         if args.positionals.count > 1 {
-            guard case .success(let read) = FileSystem.readFile(args.positionals[1]) else {
-                emit("commhost try: cannot read the script \(args.positionals[1]): \(String(cString: strerror(errno)))", toError: true)
+            switch FileSystem.readFile(args.positionals[1]) {
+            case .success(let read):
+                bytes = read
+            case .failure(let failure):
+                emit("commhost try: cannot read the script \(args.positionals[1]): \(failure)", toError: true)
                 return 1
             }
-            bytes = read
         } else {
             bytes = readAll(STDIN_FILENO)
         }
@@ -284,7 +286,7 @@ func readAll(_ fd: Int32) -> [UInt8] {
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
+        if n < 0 && Errno.current == .interrupted { continue }
         if n <= 0 { return bytes }
         bytes.append(contentsOf: chunk[0..<n])
     }

@@ -8,7 +8,7 @@ public final class CommManager: Sendable {
     /// target_name -> handler, replaced on manifest reload.
     public let targets: TargetTable
     /// Limits every session gets.
-    public let limits: SessionLimits
+    public let limits: ManifestLimits
     /// The wire dialect every session speaks.
     public let dialect: Dialect
     /// Where the host logs.
@@ -29,7 +29,7 @@ public final class CommManager: Sendable {
     let stats = Stats()
 
     /// A manager over `targets`.
-    public init(targets: TargetTable, limits: SessionLimits = SessionLimits(), dialect: Dialect = .jupyter, logger: Logger = .discard,
+    public init(targets: TargetTable, limits: ManifestLimits = .defaults, dialect: Dialect = .jupyter, logger: Logger = .discard,
                 trace: FrameTrace? = nil, repeatableIDs: Bool = false) {
         self.targets = targets
         self.limits = limits

@@ -28,7 +28,7 @@ public final class Session: @unchecked Sendable {
     /// The handle plugins hold for this session.
     let port: SessionPort
     private let manager: CommManager
-    private let limits: SessionLimits
+    private let limits: ManifestLimits
     private let parser: FrameParser
     private let logger: Logger
     private let trace: FrameTrace?

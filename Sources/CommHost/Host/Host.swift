@@ -86,10 +86,7 @@ public enum Host {
                                            ("version", .string(library.version)), ("sha256", .string(library.sha256))])
         }
 
-        let limits = SessionLimits(maxFrameBytes: manifest.limits.maxFrameBytes, maxDepth: manifest.limits.maxDepth,
-                                   maxCommsPerSession: manifest.limits.maxCommsPerSession, maxOutboundBytes: manifest.limits.maxOutboundBytes,
-                                   outboundHighWaterBytes: manifest.limits.outboundHighWaterBytes, maxSessions: manifest.limits.maxSessions)
-        let manager = CommManager(targets: TargetTable(plugins.bindings), limits: limits, dialect: options.dialect, logger: logger, trace: trace)
+        let manager = CommManager(targets: TargetTable(plugins.bindings), limits: manifest.limits, dialect: options.dialect, logger: logger, trace: trace)
         let reloader = Reloader(manifest: manifest, plugins: plugins, manager: manager, staging: staging, logger: logger,
                                 executableDirectory: options.executableDirectory, watch: options.watch)
         return Serving(logger: logger, manifest: manifest, plugins: plugins, staging: staging, manager: manager, reloader: reloader)

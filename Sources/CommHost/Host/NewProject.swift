@@ -135,7 +135,7 @@ public enum NewProject {
                 try FileSystem.makeDirectories(FileSystem.directory(of: full))
                 var bytes = Array(text.utf8)
                 let fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-                guard fd >= 0 else { throw FileSystem.Failure() }
+                guard fd >= 0 else { throw Errno.current }
                 defer { close(fd) }
                 try bytes.withUnsafeMutableBytes { try FileSystem.writeAll(fd, UnsafeRawBufferPointer($0)) }
             } catch {

@@ -23,12 +23,12 @@ public enum StatsClient {
         do {
             try socket.connect(to: path)
         } catch {
-            let hint = error.errno == ENOENT || error.errno == ECONNREFUSED ? "; is `commhost serve --socket \(path)` running?" : ""
+            let hint = error.errno == .noSuchFileOrDirectory || error.errno == .connectionRefused ? "; is `commhost serve --socket \(path)` running?" : ""
             return .failure(Failure(message: "cannot connect: \(error)\(hint)"))
         }
         let request = Array("{\"msg_type\":\"commhost_stats_request\",\"header\":{\"msg_id\":\"commhost-stats\"},\"content\":{}}\n".utf8)
         let sent = request.withUnsafeBytes { raw in
-            Result { () throws(FileSystem.Failure) in try FileSystem.writeAll(socket.rawValue, raw) }
+            Result { () throws(Errno) in try FileSystem.writeAll(socket.rawValue, raw) }
         }
         if case .failure(let failure) = sent {
             return .failure(Failure(message: "sending the request failed: \(failure)"))
@@ -51,13 +51,14 @@ public enum StatsClient {
             guard left > 0 else { return .failure(Failure(message: "no stats reply within \(timeout) s")) }
             var entry = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
             let ready = poll(&entry, 1, Int32(min(left * 1000, 3_600_000).rounded(.up)))
-            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 && Errno.current == .interrupted { continue }
             guard ready > 0 else { continue }
             let n = chunk.withUnsafeMutableBytes { read(socket.rawValue, $0.baseAddress!, $0.count) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            let failure = n < 0 ? Errno.current : nil
+            if failure == .interrupted || failure == .wouldBlock { continue }
             guard n > 0 else {
-                return .failure(Failure(message: n == 0 ? "the host closed the connection without a stats reply"
-                                                          : "reading the reply failed: \(String(cString: strerror(errno)))"))
+                return .failure(Failure(message: failure.map { "reading the reply failed: \($0)" }
+                                            ?? "the host closed the connection without a stats reply"))
             }
             pending += chunk[..<n]
         }

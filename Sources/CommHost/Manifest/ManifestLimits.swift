@@ -1,7 +1,11 @@
-/// The manifest's `limits`: bounds the host enforces on what clients send
-/// and what it queues for them. Every value is a positive integer.
+/// The manifest's `limits`: bounds that keep one client from growing the
+/// host without limit, on what clients send and what the host queues for
+/// them. The one limits type: the manifest reads it, and the comm manager,
+/// every session and its transport enforce it as read (the wire layer takes
+/// its part, ``wire``). Every value is a positive integer.
 public struct ManifestLimits: Sendable, Equatable {
-    /// `max_frame_bytes`: the largest inbound frame accepted, in bytes (default 64 MiB).
+    /// `max_frame_bytes`: the largest inbound frame accepted (and the largest
+    /// frame a plugin may send), in bytes (default 64 MiB).
     public var maxFrameBytes: Int
     /// `max_depth`: the deepest JSON nesting accepted in a frame (default 256).
     public var maxDepth: Int
@@ -13,8 +17,8 @@ public struct ManifestLimits: Sendable, Equatable {
     /// (default 8 MiB). Always below `maxOutboundBytes`.
     public var outboundHighWaterBytes: Int
     /// `max_outbound_bytes`: the hard outbound bound. A session whose client
-    /// is not reading and has more than this many bytes queued is ended
-    /// (default `minimumOutboundBytes(maxFrameBytes:outboundHighWaterBytes:)`).
+    /// is not reading and has more than this many bytes queued is ended with
+    /// a logged reason rather than growing memory (default `minimumOutboundBytes(maxFrameBytes:outboundHighWaterBytes:)`).
     public var maxOutboundBytes: Int
     /// `max_sessions`: sessions (socket connections) served at once; one
     /// more is refused with an error frame (default 1024).
@@ -43,6 +47,9 @@ public struct ManifestLimits: Sendable, Equatable {
 
     /// The values used for keys the manifest leaves out.
     public static let defaults = ManifestLimits()
+
+    /// The part the wire layer enforces.
+    public var wire: WireLimits { WireLimits(maxFrameBytes: maxFrameBytes, maxDepth: maxDepth) }
 
     /// The room one outbound frame needs beyond its JSON: the envelope,
     /// ids and headers (64 KiB).

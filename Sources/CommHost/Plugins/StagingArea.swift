@@ -15,7 +15,7 @@ public final class StagingArea: Sendable {
         let base = parent ?? getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array("\(base)/commhost-stage-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw LoadError(.staging, path: base, reason: "cannot create a private staging directory: \(String(cString: strerror(errno)))")
+            throw LoadError(.staging, path: base, reason: "cannot create a private staging directory: \(Errno.current)")
         }
         directory = String(cString: made)
     }
@@ -28,7 +28,7 @@ public final class StagingArea: Sendable {
         let path = "\(directory)/\(serial)-\(base)"
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o500)
         guard fd >= 0 else {
-            throw LoadError(.staging, path: originalPath, reason: "cannot stage a copy at \(path): \(String(cString: strerror(errno)))")
+            throw LoadError(.staging, path: originalPath, reason: "cannot stage a copy at \(path): \(Errno.current)")
         }
         defer { Glibc.close(fd) }
         do {

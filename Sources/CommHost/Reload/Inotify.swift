@@ -26,7 +26,7 @@ final class Inotify: @unchecked Sendable {
     /// `inotify_init1(IN_NONBLOCK | IN_CLOEXEC)`.
     init() throws(Errno) {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { throw Errno(errno) }
+        guard fd >= 0 else { throw Errno.current }
     }
 
     deinit { close(fd) }
@@ -34,7 +34,7 @@ final class Inotify: @unchecked Sendable {
     /// `inotify_add_watch(directory, mask)`.
     func watch(directory: String, mask: UInt32) throws(Errno) -> Int32 {
         let wd = inotify_add_watch(fd, directory, mask)
-        guard wd >= 0 else { throw Errno(errno) }
+        guard wd >= 0 else { throw Errno.current }
         return wd
     }
 
@@ -51,7 +51,7 @@ final class Inotify: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && Errno.current == .interrupted { continue }
             guard n > 0 else { break }
             buffer.withUnsafeBytes { raw in
                 var offset = 0

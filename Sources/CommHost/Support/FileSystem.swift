@@ -1,8 +1,8 @@
 import Glibc
 
 /// The few path and file calls the manifest checks, the loader and the
-/// reloader make, each a thin wrapper over one libc call with `errno`
-/// turned into text.
+/// reloader make, each a thin wrapper over one libc call that fails with
+/// an ``Errno``.
 public enum FileSystem {
     /// What `stat(2)` says about a path.
     struct Status {
@@ -23,16 +23,16 @@ public enum FileSystem {
     }
 
     /// `realpath(3)`: the absolute path with every symlink, `.` and `..` resolved.
-    static func realPath(_ path: String) -> Result<String, Failure> {
-        guard let resolved = Glibc.realpath(path, nil) else { return .failure(Failure()) }
+    static func realPath(_ path: String) -> Result<String, Errno> {
+        guard let resolved = Glibc.realpath(path, nil) else { return .failure(.current) }
         defer { free(resolved) }
         return .success(String(cString: resolved))
     }
 
     /// `stat(2)` (follows symlinks).
-    static func status(_ path: String) -> Result<Status, Failure> {
+    static func status(_ path: String) -> Result<Status, Errno> {
         var st = stat()
-        guard stat(path, &st) == 0 else { return .failure(Failure()) }
+        guard stat(path, &st) == 0 else { return .failure(.current) }
         return .success(Status(mode: st.st_mode, owner: st.st_uid))
     }
 
@@ -53,16 +53,19 @@ public enum FileSystem {
     }
 
     /// The whole contents of the file at `path`.
-    public static func readFile(_ path: String) -> Result<[UInt8], Failure> {
+    public static func readFile(_ path: String) -> Result<[UInt8], Errno> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure(Failure()) }
+        guard fd >= 0 else { return .failure(.current) }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return .failure(Failure()) }
+            if n < 0 {
+                let failure = Errno.current
+                if failure == .interrupted { continue }
+                return .failure(failure)
+            }
             if n == 0 { return .success(bytes) }
             bytes.append(contentsOf: chunk[0..<n])
         }
@@ -70,12 +73,16 @@ public enum FileSystem {
 
     /// Writes all of `bytes` to `fd` (`write(2)` until done, retried on
     /// `EINTR`). A write that fails or writes nothing throws.
-    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Failure) {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var offset = 0
         while offset < bytes.count {
             let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw Failure(code: n < 0 ? errno : EIO) }
+            if n < 0 {
+                let failure = Errno.current
+                if failure == .interrupted { continue }
+                throw failure
+            }
+            guard n > 0 else { throw Errno.ioError }
             offset += n
         }
     }
@@ -100,18 +107,10 @@ public enum FileSystem {
         return path == directory || path.hasPrefix(directory + "/")
     }
 
-    /// A failed call's `errno`, as text.
-    /// A failed call: its `errno` and the system's text for it.
     /// `mkdir -p`: every missing directory of `path`, mode 0755.
-    public static func makeDirectories(_ path: String) throws(Failure) {
+    public static func makeDirectories(_ path: String) throws(Errno) {
         if path.isEmpty || access(path, F_OK) == 0 { return }
         try makeDirectories(directory(of: path))
-        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw Failure() }
-    }
-
-    public struct Failure: Error, CustomStringConvertible {
-        /// The `errno` value.
-        public var code: Int32 = errno
-        public var description: String { String(cString: strerror(code)) }
+        guard mkdir(path, 0o755) == 0 || Errno.current == .fileExists else { throw Errno.current }
     }
 }

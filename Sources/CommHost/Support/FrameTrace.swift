@@ -14,14 +14,14 @@ public final class FrameTrace: Sendable {
 
     /// A trace written to `path`, created (mode 0600) or truncated; `-` is
     /// stderr. Throws the reason it cannot be opened.
-    public init(path: String) throws(FileSystem.Failure) {
+    public init(path: String) throws(Errno) {
         if path == "-" {
             fd = STDERR_FILENO
             ownsDescriptor = false
             return
         }
         let opened = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard opened >= 0 else { throw FileSystem.Failure() }
+        guard opened >= 0 else { throw Errno.current }
         fd = opened
         ownsDescriptor = true
     }

@@ -25,7 +25,7 @@ enum HostThread {
         }, context)
         guard result == 0 else {
             Unmanaged<Start>.fromOpaque(context).release()
-            throw Errno(result)
+            throw Errno(rawValue: result)
         }
         pthread_detach(thread)
     }

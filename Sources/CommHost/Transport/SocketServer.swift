@@ -73,14 +73,14 @@ public final class SocketServer: Sendable {
             try socket.bind(to: path)
         } catch {
             socket.close()
-            if error.errno == EADDRINUSE { throw .inUse(path: path) }
+            if error.errno == .addressInUse { throw .inUse(path: path) }
             throw .socket(error)
         }
         guard chmod(path, mode) == 0 else {
-            let code = errno
+            let failure = Errno.current
             socket.close()
             unlink(path)
-            throw .socket(.system(call: "chmod", path: path, errno: code))
+            throw .socket(.system(call: "chmod", path: path, errno: failure))
         }
         do {
             try socket.listen(backlog: SOMAXCONN)
@@ -91,10 +91,10 @@ public final class SocketServer: Sendable {
         }
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0, let identity = FileIdentity(path: path) else {
-            let code = errno
+            let failure = Errno.current
             socket.close()
             unlink(path)
-            throw .socket(.system(call: "pipe", path: nil, errno: code))
+            throw .socket(.system(call: "pipe", path: nil, errno: failure))
         }
         for end in ends {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
@@ -128,10 +128,12 @@ public final class SocketServer: Sendable {
         switch Result(catching: { () throws(SocketError) in try probe.connect(to: path) }) {
         case .success:
             throw .inUse(path: path)
-        case .failure(let error) where error.errno == ECONNREFUSED:
+        case .failure(let error) where error.errno == .connectionRefused:
             logger.warning("replacing a stale socket file (no process is listening on it)", [("socket", .string(path))])
-            guard unlink(path) == 0 || errno == ENOENT else { throw .socket(.system(call: "unlink", path: path, errno: errno)) }
-        case .failure(let error) where error.errno == ENOENT:
+            guard unlink(path) == 0 || Errno.current == .noSuchFileOrDirectory else {
+                throw .socket(.system(call: "unlink", path: path, errno: .current))
+            }
+        case .failure(let error) where error.errno == .noSuchFileOrDirectory:
             return
         case .failure(let error):
             throw .undetermined(path: path, error)
@@ -186,8 +188,9 @@ public final class SocketServer: Sendable {
             entries[0].revents = 0
             entries[1].revents = 0
             guard poll(&entries, 2, -1) >= 0 else {
-                if errno == EINTR { continue }
-                logger.error("waiting for connections failed; stopping", [("error", .string(String(cString: strerror(errno))))])
+                let failure = Errno.current
+                if failure == .interrupted { continue }
+                logger.error("waiting for connections failed; stopping", [("error", .string("\(failure)"))])
                 stop(reason: "poll failed")
                 return
             }
@@ -197,7 +200,7 @@ public final class SocketServer: Sendable {
                 serve(try listener.accept())
             } catch {
                 switch error.errno {
-                case ECONNABORTED, EAGAIN:
+                case .connectionAbort?, .wouldBlock?:
                     continue
                 default:
                     // Out of descriptors or memory: say so, and give the

@@ -9,13 +9,13 @@ public final class StreamTransport: @unchecked Sendable {
     private let session: Session
     private let input: Int32
     private let output: Int32
-    private let limits: SessionLimits
+    private let limits: ManifestLimits
     private let logger: Logger
     private let writerDone = DispatchSemaphore(value: 0)
     private let outputIsSocket: Bool
 
     /// A transport reading frames from `input` and writing to `output`.
-    public init(session: Session, input: Int32, output: Int32, limits: SessionLimits, logger: Logger) {
+    public init(session: Session, input: Int32, output: Int32, limits: ManifestLimits, logger: Logger) {
         self.session = session
         self.input = input
         self.output = output
@@ -62,9 +62,9 @@ public final class StreamTransport: @unchecked Sendable {
             }
         } catch is SessionEnded {
             return
-        } catch FrameReaderError.readFailed(_, let code) where code == ECONNRESET {
+        } catch let error as FrameReaderError where error.errno == .connectionReset {
             // A socket client that went away without a clean shutdown: an ordinary end.
-            logger.info("client disconnected", [("session", .int(session.id)), ("error", .string(String(cString: strerror(code))))])
+            logger.info("client disconnected", [("session", .int(session.id)), ("error", .string("\(error.errno)"))])
         } catch {
             logger.error("reading input failed", [("session", .int(session.id)), ("error", .string("\(error)"))])
         }
@@ -82,8 +82,9 @@ public final class StreamTransport: @unchecked Sendable {
             while true {
                 let n = send(output, bytes.baseAddress!, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
                 if n >= 0 { return n }
-                if errno == EINTR { continue }
-                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1
+                let failure = Errno.current
+                if failure == .interrupted { continue }
+                return failure == .wouldBlock ? 0 : -1
             }
         }
         var descriptor = pollfd(fd: output, events: Int16(POLLOUT), revents: 0)
@@ -91,7 +92,7 @@ public final class StreamTransport: @unchecked Sendable {
         while true {
             let n = Glibc.write(output, bytes.baseAddress!, bytes.count)
             if n >= 0 { return n }
-            if errno != EINTR { return -1 }
+            if Errno.current != .interrupted { return -1 }
         }
     }
 
@@ -100,7 +101,8 @@ public final class StreamTransport: @unchecked Sendable {
     private func waitUntilReadable() throws {
         var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
         while poll(&descriptor, 1, -1) < 0 {
-            guard errno == EINTR else { throw FrameReaderError.readFailed(fileDescriptor: input, errno: errno) }
+            let failure = Errno.current
+            guard failure == .interrupted else { throw FrameReaderError.readFailed(fileDescriptor: input, errno: failure.rawValue) }
         }
     }
 
@@ -116,14 +118,13 @@ public final class StreamTransport: @unchecked Sendable {
     private func writeLoop() {
         var chunk: [UInt8] = []
         while session.takeOutputToWrite(into: &chunk) {
-            let wrote = writeAll(chunk)
+            let failure = writeAll(chunk)
             session.finishedWriting()
-            guard wrote else {
-                let code = errno
+            if let failure {
                 // EPIPE/ECONNRESET: the client went away, an ordinary end of a session.
-                let gone = code == EPIPE || code == ECONNRESET
+                let gone = failure == .brokenPipe || failure == .connectionReset
                 logger.log(gone ? .info : .warning, gone ? "client disconnected; ending session" : "output failed; ending session",
-                           [("session", .int(session.id)), ("error", .string(String(cString: strerror(code))))])
+                           [("session", .int(session.id)), ("error", .string("\(failure)"))])
                 session.end(cause: .sessionEnded)
                 while session.takeOutputToWrite(into: &chunk) { session.finishedWriting() }
                 return
@@ -131,13 +132,12 @@ public final class StreamTransport: @unchecked Sendable {
         }
     }
 
-    /// Writes all of `bytes` to the output; on failure `errno` says why.
-    private func writeAll(_ bytes: [UInt8]) -> Bool {
+    /// Writes all of `bytes` to the output; returns why it failed, or nil once all is written.
+    private func writeAll(_ bytes: [UInt8]) -> Errno? {
         let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(FileSystem.Failure) in try FileSystem.writeAll(output, raw) }
+            Result { () throws(Errno) in try FileSystem.writeAll(output, raw) }
         }
-        guard case .failure(let failure) = result else { return true }
-        errno = failure.code
-        return false
+        guard case .failure(let failure) = result else { return nil }
+        return failure
     }
 }

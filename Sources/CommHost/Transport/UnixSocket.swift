@@ -4,7 +4,7 @@ import Glibc
 /// only place commhost makes socket calls. A thin typed wrapper, like
 /// swift-system's `FileDescriptor`: it holds the descriptor and never closes
 /// it behind the caller's back; every failure is a ``SocketError`` naming the
-/// call, the path and the errno.
+/// call, the path and the ``Errno``.
 public struct UnixSocket: RawRepresentable, Hashable, Sendable {
     /// The descriptor.
     public let rawValue: Int32
@@ -20,19 +20,19 @@ public struct UnixSocket: RawRepresentable, Hashable, Sendable {
     /// `socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)`: a new, unconnected socket.
     public static func stream() throws(SocketError) -> UnixSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(call: "socket", path: nil, errno: errno) }
+        guard fd >= 0 else { throw .system(call: "socket", path: nil, errno: .current) }
         return UnixSocket(rawValue: fd)
     }
 
     /// `bind(2)`: creates the socket file at `path` (mode 0777 less the umask).
     public func bind(to path: String) throws(SocketError) {
         let result = try Self.withAddress(path) { address, length in Glibc.bind(rawValue, address, length) }
-        guard result == 0 else { throw .system(call: "bind", path: path, errno: errno) }
+        guard result == 0 else { throw .system(call: "bind", path: path, errno: .current) }
     }
 
     /// `listen(2)` with room for `backlog` connections waiting to be accepted.
     public func listen(backlog: Int32) throws(SocketError) {
-        guard Glibc.listen(rawValue, backlog) == 0 else { throw .system(call: "listen", path: nil, errno: errno) }
+        guard Glibc.listen(rawValue, backlog) == 0 else { throw .system(call: "listen", path: nil, errno: .current) }
     }
 
     /// `accept(2)`, retried on `EINTR`, then `FD_CLOEXEC`: the next connection.
@@ -45,7 +45,8 @@ public struct UnixSocket: RawRepresentable, Hashable, Sendable {
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
                 return UnixSocket(rawValue: fd)
             }
-            if errno != EINTR { throw .system(call: "accept", path: nil, errno: errno) }
+            let failure = Errno.current
+            if failure != .interrupted { throw .system(call: "accept", path: nil, errno: failure) }
         }
     }
 
@@ -54,7 +55,8 @@ public struct UnixSocket: RawRepresentable, Hashable, Sendable {
         while true {
             let result = try Self.withAddress(path) { address, length in Glibc.connect(rawValue, address, length) }
             if result == 0 { return }
-            if errno != EINTR { throw .system(call: "connect", path: path, errno: errno) }
+            let failure = Errno.current
+            if failure != .interrupted { throw .system(call: "connect", path: path, errno: failure) }
         }
     }
 
@@ -114,14 +116,14 @@ public struct UnixSocket: RawRepresentable, Hashable, Sendable {
 /// A socket call that failed.
 public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A system call failed with `errno`; `path` is the socket path it was given, if any.
-    case system(call: String, path: String?, errno: Int32)
+    case system(call: String, path: String?, errno: Errno)
     /// The path does not fit a socket address.
     case pathTooLong(path: String, bytes: Int)
     /// The path is empty or contains a NUL byte.
     case invalidPath(path: String)
 
     /// The errno of a failed call, if this is one.
-    public var errno: Int32? {
+    public var errno: Errno? {
         if case .system(_, _, let code) = self { return code }
         return nil
     }
@@ -131,7 +133,7 @@ public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .system(let call, let path, let code):
             let place = path.map { " \($0)" } ?? ""
-            return "\(call)\(place): \(String(cString: strerror(code))) (errno \(code))"
+            return "\(call)\(place): \(code) (errno \(code.rawValue))"
         case .pathTooLong(let path, let bytes):
             return "socket path \(path) is \(bytes) bytes; a Unix socket path holds at most \(UnixSocket.maxPathBytes); choose a shorter path"
         case .invalidPath(let path):

@@ -96,11 +96,11 @@ public final class FrameReader {
         var n: Int
         repeat {
             n = Glibc.read(fileDescriptor, buffer + end, capacity - end)
-        } while n < 0 && errno == EINTR
+        } while n < 0 && Errno.current == .interrupted
         if n < 0 {
-            let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
-            throw FrameReaderError.readFailed(fileDescriptor: fileDescriptor, errno: code)
+            let failure = Errno.current
+            if failure == .wouldBlock { return .wouldBlock }
+            throw FrameReaderError.readFailed(fileDescriptor: fileDescriptor, errno: failure.rawValue)
         }
         if n == 0 {
             ended = true
@@ -201,8 +201,8 @@ public final class FrameReader {
     private func waitUntilReadable() throws {
         var entry = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
         while poll(&entry, 1, -1) < 0 {
-            let code = errno
-            if code != EINTR { throw FrameReaderError.readFailed(fileDescriptor: fileDescriptor, errno: code) }
+            let failure = Errno.current
+            if failure != .interrupted { throw FrameReaderError.readFailed(fileDescriptor: fileDescriptor, errno: failure.rawValue) }
         }
     }
 }

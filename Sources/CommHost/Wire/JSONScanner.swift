@@ -54,7 +54,7 @@ struct JSONScanner {
     /// Checks that only whitespace is left.
     mutating func expectEnd(_ what: String) throws(WireError) {
         skipWhitespace()
-        if pos != count { throw syntaxError(expected: what) }
+        if pos != count { throw syntaxError(expected: .end(what)) }
     }
 
     // MARK: Containers, a member at a time (for readers that care what the members are)
@@ -77,14 +77,14 @@ struct JSONScanner {
     @inline(__always)
     mutating func readKey() throws(WireError) -> StringToken {
         guard pos < count, base[pos] == UInt8(ascii: "\"") else {
-            throw syntaxError(expected: "a string (a member name)")
+            throw syntaxError(expected: .memberName)
         }
         let key = try scanString()
         if pos < count, base[pos] == UInt8(ascii: ":") {
             pos &+= 1
         } else {
             skipWhitespace()
-            guard pos < count, base[pos] == UInt8(ascii: ":") else { throw syntaxError(expected: "':'") }
+            guard pos < count, base[pos] == UInt8(ascii: ":") else { throw syntaxError(expected: .colon) }
             pos &+= 1
         }
         skipWhitespace()
@@ -108,7 +108,7 @@ struct JSONScanner {
                 return false
             }
         }
-        throw syntaxError(expected: "',' or '}'")
+        throw syntaxError(expected: .commaOrBrace)
     }
 
     /// At a `[` that is the `depth`-th open container: steps into it. Returns false (having
@@ -142,7 +142,7 @@ struct JSONScanner {
                 return false
             }
         }
-        throw syntaxError(expected: "',' or ']'")
+        throw syntaxError(expected: .commaOrBracket)
     }
 
     // MARK: Whole values
@@ -156,7 +156,7 @@ struct JSONScanner {
         var objects: UInt64 = 0
         var depth = 0
         value: while true {
-            guard pos < count else { throw syntaxError(expected: "a value") }
+            guard pos < count else { throw syntaxError(expected: .value) }
             switch base[pos] {
             case UInt8(ascii: "{"):
                 if depth == 64 {
@@ -186,7 +186,7 @@ struct JSONScanner {
             case UInt8(ascii: "n"):
                 try scanLiteral("null")
             default:
-                throw syntaxError(expected: "a value")
+                throw syntaxError(expected: .value)
             }
             // A value ended: close containers until one has a next member or element.
             while depth > 0 {
@@ -267,7 +267,7 @@ struct JSONScanner {
     @inline(never)
     private func scanEscape(at p: Int) throws(WireError) -> Int {
         guard p + 1 < count else {
-            throw syntaxErrorAt(p + 1, expected: "an escape character after '\\'")
+            throw syntaxErrorAt(p + 1, expected: .escapeCharacter)
         }
         switch base[p + 1] {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
@@ -277,20 +277,23 @@ struct JSONScanner {
             let unit = try hex4(at: p + 2)
             if unit & 0xFC00 == 0xD800 {
                 guard p + 7 < count, base[p + 6] == UInt8(ascii: "\\"), base[p + 7] == UInt8(ascii: "u") else {
-                    throw WireError(.invalidJSON, "invalid JSON at byte \(p): high surrogate \\u\(JSONScanner.hex4String(unit)) is not followed by a low surrogate escape")
+                    throw WireError(.invalidJSON, "invalid JSON at byte \(p): high surrogate \\u\(JSONScanner.hex4String(unit)) is not followed by a low surrogate escape",
+                                    fault: JSONFault(offset: p, reason: .unpairedHighSurrogate(unit)))
                 }
                 let low = try hex4(at: p + 8)
                 guard low & 0xFC00 == 0xDC00 else {
-                    throw WireError(.invalidJSON, "invalid JSON at byte \(p): high surrogate \\u\(JSONScanner.hex4String(unit)) is followed by \\u\(JSONScanner.hex4String(low)), not a low surrogate")
+                    throw WireError(.invalidJSON, "invalid JSON at byte \(p): high surrogate \\u\(JSONScanner.hex4String(unit)) is followed by \\u\(JSONScanner.hex4String(low)), not a low surrogate",
+                                    fault: JSONFault(offset: p, reason: .highSurrogateFollowedBy(unit, low)))
                 }
                 return p + 12
             }
             if unit & 0xFC00 == 0xDC00 {
-                throw WireError(.invalidJSON, "invalid JSON at byte \(p): low surrogate \\u\(JSONScanner.hex4String(unit)) without a high surrogate before it")
+                throw WireError(.invalidJSON, "invalid JSON at byte \(p): low surrogate \\u\(JSONScanner.hex4String(unit)) without a high surrogate before it",
+                                fault: JSONFault(offset: p, reason: .loneLowSurrogate(unit)))
             }
             return p + 6
         default:
-            throw syntaxErrorAt(p + 1, expected: "one of \" \\ / b f n r t u after '\\'")
+            throw syntaxErrorAt(p + 1, expected: .escapeLetter)
         }
     }
 
@@ -301,7 +304,7 @@ struct JSONScanner {
         var i = p
         while i < p + 4 {
             guard i < count, let digit = JSONScanner.hexValue(base[i]) else {
-                throw syntaxErrorAt(i, expected: "a hex digit in a \\u escape")
+                throw syntaxErrorAt(i, expected: .hexDigit)
             }
             value = value << 4 | UInt16(digit)
             i += 1
@@ -372,23 +375,24 @@ struct JSONScanner {
     mutating func scanNumber() throws(WireError) {
         var p = pos
         if base[p] == UInt8(ascii: "-") { p += 1 }
-        guard p < count else { throw syntaxErrorAt(p, expected: "a digit") }
+        guard p < count else { throw syntaxErrorAt(p, expected: .digit) }
         let first = base[p]
         if first == UInt8(ascii: "0") {
             p += 1
             if p < count, JSONScanner.isDigit(base[p]) {
-                throw WireError(.invalidJSON, "invalid JSON at byte \(p - 1): a number must not start with 0 followed by more digits")
+                throw WireError(.invalidJSON, "invalid JSON at byte \(p - 1): a number must not start with 0 followed by more digits",
+                                fault: JSONFault(offset: p - 1, reason: .leadingZero))
             }
         } else if JSONScanner.isDigit(first) {
             p += 1
             while p < count, JSONScanner.isDigit(base[p]) { p += 1 }
         } else {
-            throw syntaxErrorAt(p, expected: "a digit")
+            throw syntaxErrorAt(p, expected: .digit)
         }
         if p < count, base[p] == UInt8(ascii: ".") {
             p += 1
             guard p < count, JSONScanner.isDigit(base[p]) else {
-                throw syntaxErrorAt(p, expected: "a digit after the decimal point")
+                throw syntaxErrorAt(p, expected: .digitAfterDecimalPoint)
             }
             while p < count, JSONScanner.isDigit(base[p]) { p += 1 }
         }
@@ -396,7 +400,7 @@ struct JSONScanner {
             p += 1
             if p < count, base[p] == UInt8(ascii: "+") || base[p] == UInt8(ascii: "-") { p += 1 }
             guard p < count, JSONScanner.isDigit(base[p]) else {
-                throw syntaxErrorAt(p, expected: "a digit in the exponent")
+                throw syntaxErrorAt(p, expected: .digitInExponent)
             }
             while p < count, JSONScanner.isDigit(base[p]) { p += 1 }
         }
@@ -414,7 +418,7 @@ struct JSONScanner {
         var i = 0
         while i < n {
             guard pos + i < count, base[pos + i] == text[i] else {
-                throw syntaxErrorAt(pos + i, expected: "'\(literal)'")
+                throw syntaxErrorAt(pos + i, expected: .literal(literal))
             }
             i += 1
         }
@@ -532,34 +536,41 @@ struct JSONScanner {
 
     // MARK: Errors
 
-    func syntaxError(expected: String) -> WireError { syntaxErrorAt(pos, expected: expected) }
+    // Each error carries its finding as a ``JSONFault`` too, so ``JSONDocument`` can word it.
+
+    func syntaxError(expected: JSONFault.Expected) -> WireError { syntaxErrorAt(pos, expected: expected) }
 
     @inline(never)
-    func syntaxErrorAt(_ p: Int, expected: String) -> WireError {
+    func syntaxErrorAt(_ p: Int, expected: JSONFault.Expected) -> WireError {
+        let fault = JSONFault(offset: p, reason: .expected(expected))
         if p >= count {
-            return WireError(.invalidJSON, "invalid JSON at byte \(p): expected \(expected), found the end of the input")
+            return WireError(.invalidJSON, "invalid JSON at byte \(p): expected \(expected.text), found the end of the input", fault: fault)
         }
-        return WireError(.invalidJSON, "invalid JSON at byte \(p): expected \(expected), found \(JSONScanner.describeByte(base[p]))")
+        return WireError(.invalidJSON, "invalid JSON at byte \(p): expected \(expected.text), found \(JSONScanner.describeByte(base[p]))",
+                         fault: fault)
     }
 
     @inline(never)
     func unterminatedStringError(start: Int) -> WireError {
-        syntaxError(expected: "'\"' to end the string that starts at byte \(start)")
+        WireError(.invalidJSON, "invalid JSON at byte \(pos): expected '\"' to end the string that starts at byte \(start), found the end of the input",
+                  fault: JSONFault(offset: pos, reason: .unterminatedString(start: start)))
     }
 
     @inline(never)
     func controlCharacterError(at p: Int) -> WireError {
-        WireError(.invalidJSON, "invalid JSON at byte \(p): control character \(JSONScanner.hexByte(base[p])) must be escaped inside a string")
+        WireError(.invalidJSON, "invalid JSON at byte \(p): control character \(JSONScanner.hexByte(base[p])) must be escaped inside a string",
+                  fault: JSONFault(offset: p, reason: .controlCharacter(base[p])))
     }
 
     @inline(never)
     func depthError() -> WireError {
-        WireError(.depthLimit, "arrays and objects nested more than \(maxDepth) deep at byte \(pos); flatten the data or raise the depth limit")
+        WireError(.depthLimit, "arrays and objects nested more than \(maxDepth) deep at byte \(pos); flatten the data or raise the depth limit",
+                  fault: JSONFault(offset: pos, reason: .tooDeep(maxDepth: maxDepth)))
     }
 
     @inline(never)
     private func utf8Error(at p: Int, _ what: String) -> WireError {
-        WireError(.invalidUTF8, "invalid UTF-8 in a string at byte \(p): \(what)")
+        WireError(.invalidUTF8, "invalid UTF-8 in a string at byte \(p): \(what)", fault: JSONFault(offset: p, reason: .invalidUTF8(what)))
     }
 
     static func describeByte(_ b: UInt8) -> String {

@@ -8,6 +8,9 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
     public var ename: String
     /// A sentence a person can act on: what was wrong and where.
     public var evalue: String
+    /// For an error ``JSONScanner`` found: the finding `evalue` words, for a reader that words
+    /// it otherwise (``JSONDocument``). Not compared: it says what `evalue` says.
+    var fault: JSONFault?
 
     /// The fixed set of error names the wire layer produces.
     public enum Name: String, Sendable, CaseIterable {
@@ -46,6 +49,16 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         self.ename = name.rawValue
         self.evalue = evalue
     }
+
+    /// An error the JSON scanner found, with its finding.
+    init(_ name: Name, _ evalue: String, fault: JSONFault) {
+        self.ename = name.rawValue
+        self.evalue = evalue
+        self.fault = fault
+    }
+
+    /// Errors are equal when their names and messages are.
+    public static func == (a: WireError, b: WireError) -> Bool { a.ename == b.ename && a.evalue == b.evalue }
 
     /// The fixed name this error carries, or nil if it was built with another `ename`.
     public var name: Name? { Name(rawValue: ename) }

@@ -39,14 +39,14 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
         /// The peer closed its end (or died).
         case closed
         /// A system call failed.
-        case system(String, Int32)
+        case system(String, Errno)
         /// The peer sent a frame that does not decode.
         case malformed(String)
 
         var description: String {
             switch self {
             case .closed: "the other end closed the connection"
-            case .system(let call, let code): "\(call) failed: \(String(cString: strerror(code)))"
+            case .system(let call, let failure): "\(call) failed: \(failure)"
             case .malformed(let reason): "malformed frame: \(reason)"
             }
         }
@@ -141,8 +141,9 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
         while offset < bytes.count {
             let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n < 0 {
-                if errno == EINTR { continue }
-                throw errno == EPIPE || errno == ECONNRESET ? .closed : .system("send", errno)
+                let failure = Errno.current
+                if failure == .interrupted { continue }
+                throw failure == .brokenPipe || failure == .connectionReset ? .closed : .system("send", failure)
             }
             offset += n
         }
@@ -197,8 +198,9 @@ final class WorkerChannel: HeldFrames, @unchecked Sendable {
             let n = Glibc.read(fd, readBuffer.base + readBuffer.count, readBuffer.capacity - readBuffer.count)
             if n == 0 { throw .closed }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw errno == ECONNRESET ? .closed : .system("read", errno)
+                let failure = Errno.current
+                if failure == .interrupted { continue }
+                throw failure == .connectionReset ? .closed : .system("read", failure)
             }
             readBuffer.commit(n)
         }

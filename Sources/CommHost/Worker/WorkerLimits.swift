@@ -26,7 +26,7 @@ public struct WorkerLimits: Sendable, Equatable {
     struct Failure: Error, CustomStringConvertible {
         var option: String
         var value: UInt64
-        var failure: FileSystem.Failure
+        var failure: Errno
         var description: String { "cannot apply \(option) \(value): setrlimit failed: \(failure)" }
     }
 
@@ -43,10 +43,10 @@ public struct WorkerLimits: Sendable, Equatable {
 
     private static func lower(_ resource: __rlimit_resource, soft: UInt64, hard: UInt64, option: String) throws(Failure) {
         var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0 else { throw Failure(option: option, value: soft, failure: FileSystem.Failure()) }
+        guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0 else { throw Failure(option: option, value: soft, failure: .current) }
         // RLIM_INFINITY is the largest value, so min keeps an unlimited hard limit's request as asked.
         limit.rlim_max = min(limit.rlim_max, rlim_t(hard))
         limit.rlim_cur = min(limit.rlim_max, rlim_t(soft))
-        guard setrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0 else { throw Failure(option: option, value: soft, failure: FileSystem.Failure()) }
+        guard setrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0 else { throw Failure(option: option, value: soft, failure: .current) }
     }
 }

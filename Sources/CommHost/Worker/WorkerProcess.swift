@@ -92,7 +92,7 @@ final class WorkerProcess: @unchecked Sendable {
     static func start(stagedPath: String, options: WorkerLaunch, maxFrameBytes: Int) throws(WorkerStartFailure) -> (WorkerProcess, WorkerDescriptor) {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw WorkerStartFailure(reason: "socketpair failed: \(String(cString: strerror(errno)))")
+            throw WorkerStartFailure(reason: "socketpair failed: \(Errno.current)")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -133,7 +133,7 @@ final class WorkerProcess: @unchecked Sendable {
         close(fds[1])
         guard spawned == 0 else {
             close(fds[0])
-            throw WorkerStartFailure(reason: "cannot start \(options.executable) worker: \(String(cString: strerror(spawned)))")
+            throw WorkerStartFailure(reason: "cannot start \(options.executable) worker: \(Errno(rawValue: spawned))")
         }
         let channel = WorkerChannel(fd: fds[0], maxFrameBytes: maxFrameBytes)
         let hello: WorkerMessage
@@ -420,7 +420,8 @@ final class WorkerProcess: @unchecked Sendable {
     private static func reap(_ pid: pid_t) -> (String, Int32) {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return ("exit status unknown (\(String(cString: strerror(errno))))", 0) }
+            let failure = Errno.current
+            if failure != .interrupted { return ("exit status unknown (\(failure))", 0) }
         }
         let signal = status & 0x7f
         if signal == 0 { return ("exit status \((status >> 8) & 0xff)", 0) }
