@@ -1,13 +1,15 @@
 /// The one strict JSON (RFC 8259) grammar of the host: a cursor over UTF-8 bytes that checks
 /// what it steps over without building any value.
 ///
-/// Both ``JSONValidator`` (JSON a plugin hands the host) and ``FrameParser`` (the envelope of
-/// every inbound frame) scan with this type, so the host has one idea of what valid JSON is:
+/// ``JSONValidator`` (JSON a plugin hands the host), ``FrameParser`` (the envelope of every
+/// inbound frame) and ``JSONDocument`` (the manifest and plugin configs) all scan with this type,
+/// so the host has one idea of what valid JSON is:
 /// no trailing commas, no bare control characters in strings, only the escapes RFC 8259 lists,
 /// `\u` surrogates only in high-low pairs, well-formed UTF-8, numbers as the RFC's grammar
 /// spells them, and no more than `maxDepth` arrays and objects open at once.
 ///
-/// The bytes must stay valid and unchanged while the scanner is used.
+/// What it refuses is a ``WireError`` that also carries the finding as a ``JSONFault``, made only
+/// when a text is refused. The bytes must stay valid and unchanged while the scanner is used.
 struct JSONScanner {
     let base: UnsafePointer<UInt8>
     let count: Int
