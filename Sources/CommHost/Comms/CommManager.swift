@@ -61,9 +61,10 @@ public final class CommManager: Sendable {
     /// The live sessions.
     public var liveSessions: [Session] { sessions.withLock { Array($0.values) } }
 
-    /// Holds every live session (in ascending id order) and keeps new ones
-    /// from being created, so a reload can switch handlers for all of them at
-    /// once; inbound frames wait, in order, until `releaseAll`.
+    /// Enters every live session's serialized context (in ascending id
+    /// order) and keeps new sessions from being created, so a reload can
+    /// switch handlers for all of them at once; inbound frames wait, in
+    /// order, until `releaseAll`.
     func holdAll() -> [Session] {
         admission.lock()
         let held = liveSessions.sorted { $0.id < $1.id }
@@ -71,7 +72,7 @@ public final class CommManager: Sendable {
         return held
     }
 
-    /// Undoes `holdAll`.
+    /// Undoes `holdAll`: leaves each session's context (running the jobs queued meanwhile).
     func releaseAll(_ held: [Session]) {
         for session in held.reversed() { session.leaveSerialContext() }
         admission.unlock()
