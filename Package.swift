@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "Counter", dependencies: ["CommPluginKit"], path: "Plugins/Counter"),
         .target(name: "Widgets", dependencies: ["CommPluginKit"], path: "Plugins/Widgets"),
         .testTarget(name: "CommHostTests", dependencies: ["CommHost"], exclude: ["Fixtures"]),
+        // CommPluginKit's internals (its JSON coder, base64) through @testable; the kit's behaviour over the ABI is in CommHostTests.
+        .testTarget(name: "CommPluginKitTests", dependencies: ["CommPluginKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

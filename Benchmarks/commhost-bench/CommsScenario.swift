@@ -4,8 +4,8 @@ import Glibc
 /// session, echo plugin, so the host's own bookkeeping), and its RSS at
 /// idle; against the Python comm package holding as many comms, and its RSS
 /// at idle. The idle RSS is also measured with only the C echo plugin
-/// loaded, which shows what the default manifest's Swift plugin (and the
-/// Foundation library CommPluginKit links) adds.
+/// loaded, which shows what the default manifest's Swift plugin (the Swift
+/// Counter, built with CommPluginKit) adds.
 enum CommsScenario {
     static func run(_ tools: Toolbox, _ settings: Settings) throws -> [Row] {
         let commhost = try tools.commhost()
@@ -55,7 +55,7 @@ enum CommsScenario {
             Row(scenario: "comms", measure: "RSS at idle (default manifest loaded, one session)", unit: .bytes,
                 commhost: idle, baselineName: "Python peer at idle (`comm` imported, manager made)",
                 baseline: Samples([try peer.number("idle_rss")]), target: Target(text: "≤ Python peer's") { c, b in c <= b }),
-            Row(scenario: "comms", measure: "RSS at idle, C echo plugin only (no Swift plugin, so no FoundationEssentials)", unit: .bytes,
+            Row(scenario: "comms", measure: "RSS at idle, C echo plugin only (no Swift plugin)", unit: .bytes,
                 commhost: idleEchoOnly, baselineName: "Python peer at idle (`comm` imported, manager made)",
                 baseline: Samples([try peer.number("idle_rss")]), target: .none),
         ]

@@ -1,9 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// A widget model's state: the top-level JSON object of the Jupyter widget
 /// protocol (`_model_name`, `value`, `layout`, ...), whose leaves may be
 /// binary (``WidgetValue/bytes(_:)``).
@@ -194,8 +188,18 @@ extension WidgetState: Codable {
         let object = try decoder.container(keyedBy: Keys.self)
         let json = try object.decode([String: WidgetValue].self, forKey: .state)
         let paths = try object.decodeIfPresent([WidgetBufferPath].self, forKey: .bufferPaths) ?? []
-        let buffers = try object.decodeIfPresent([Data].self, forKey: .buffers) ?? []
-        try self.init(json: json, bufferPaths: paths, buffers: buffers.map { Array($0) })
+        let texts = try object.decodeIfPresent([String].self, forKey: .buffers) ?? []
+        let buffers = try texts.enumerated().map { index, text in
+            switch Base64.decode(text) {
+            case .success(let bytes):
+                return bytes
+            case .failure(let problem):
+                throw DecodingError.dataCorrupted(DecodingError.Context(
+                    codingPath: object.codingPath + [Keys.buffers, JSONCodingKey(intValue: index)],
+                    debugDescription: "not base64: \(problem.text)"))
+            }
+        }
+        try self.init(json: json, bufferPaths: paths, buffers: buffers)
     }
 
     /// Writes `{"state", "buffer_paths", "buffers": [base64]}`.
@@ -204,6 +208,6 @@ extension WidgetState: Codable {
         var object = encoder.container(keyedBy: Keys.self)
         try object.encode(wire.json, forKey: .state)
         try object.encode(wire.bufferPaths, forKey: .bufferPaths)
-        try object.encode(wire.buffers.map { Data($0) }, forKey: .buffers)
+        try object.encode(wire.buffers.map(Base64.encode), forKey: .buffers)
     }
 }

@@ -1,33 +1,28 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// The kit's one place for JSON: how values become message and state bytes
-/// and back, and how coding errors read.
+/// and back, and how coding errors read. The coder is the kit's own
+/// (``JSONParser``, ``JSONValueDecoder``, ``JSONValueEncoder``,
+/// ``JSONTextWriter``), so a plugin built with the kit loads no Foundation.
 enum JSONCoding {
     /// Encodes `value` with sorted keys, so equal values give equal bytes.
     /// Throws ``PluginError`` (`invalidArgument`) naming `what` on failure.
     static func encode(_ value: some Encodable, what: String) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {
-            return Array(try encoder.encode(value))
+            return try JSONTextWriter.write(JSONValueEncoder.encode(value))
         } catch {
             throw PluginError(.invalidArgument, "cannot encode \(what) as JSON: \(describe(error))")
         }
     }
 
-    /// Decodes a `T` from JSON `bytes`; when `emptyIsObject`, empty bytes
-    /// read as `{}` (the ABI's meaning of an empty data slice). Throws
-    /// ``PluginError`` with `status`, naming `what`, the type and the JSON
-    /// path on failure.
+    /// Decodes a `T` from JSON `bytes` (strict RFC 8259); when
+    /// `emptyIsObject`, empty bytes read as `{}` (the ABI's meaning of an
+    /// empty data slice). Throws ``PluginError`` with `status`, naming
+    /// `what`, the type and the JSON path (or the byte offset of a syntax
+    /// error) on failure.
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String,
                                      status: PluginStatus, emptyIsObject: Bool = true) throws -> T {
-        let text = bytes.isEmpty && emptyIsObject ? Array("{}".utf8) : bytes
         do {
-            return try JSONDecoder().decode(T.self, from: Data(text))
+            let value = bytes.isEmpty && emptyIsObject ? JSONValue.object(JSONObject()) : try JSONParser.parse(bytes)
+            return try JSONValueDecoder.decode(T.self, from: value)
         } catch {
             throw PluginError(status, "cannot read \(what) as \(T.self): \(describe(error))")
         }
