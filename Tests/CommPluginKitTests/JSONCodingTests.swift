@@ -212,20 +212,25 @@ final class JSONCodingTests: XCTestCase {
             #"invalid JSON at byte 1: low surrogate \uDC00 without a high surrogate before it"#))
     }
 
-    func testInvalidUTF8IsRefusedWithTheByteAndTheReason() {
+    func testInvalidUTF8IsRefusedWithTheByteWhereItStarts() {
         let cases: [([UInt8], String)] = [
-            ([0x22, 0x61, 0x80, 0x22], "invalid UTF-8 in a string at byte 2: unexpected continuation byte 0x80"),
-            ([0x22, 0xC0, 0xAF, 0x22], "invalid UTF-8 in a string at byte 1: overlong encoding (lead byte 0xC0)"),
-            ([0x22, 0xE0, 0x80, 0xAF, 0x22], "invalid UTF-8 in a string at byte 1: overlong encoding"),
-            ([0x22, 0xED, 0xA0, 0x80, 0x22], "invalid UTF-8 in a string at byte 1: UTF-16 surrogate encoded in UTF-8"),
-            ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "invalid UTF-8 in a string at byte 1: code point above U+10FFFF"),
-            ([0x22, 0xF5, 0x80, 0x80, 0x80, 0x22], "invalid UTF-8 in a string at byte 1: lead byte 0xF5 would encode a code point above U+10FFFF"),
-            ([0x22, 0xE2, 0x82, 0x22], "invalid UTF-8 in a string at byte 1: truncated 3-byte sequence"),
-            ([0x22, 0xF0, 0x9F, 0x98], "invalid UTF-8 in a string at byte 1: truncated 4-byte sequence"),
+            ([0x22, 0x61, 0x80, 0x22], "at byte 2: the sequence that starts with byte 0x80"), // a lone continuation byte
+            ([0x22, 0xC0, 0xAF, 0x22], "at byte 1: the sequence that starts with byte 0xC0"), // overlong, 2 bytes
+            ([0x22, 0xE0, 0x80, 0xAF, 0x22], "at byte 1: the sequence that starts with byte 0xE0"), // overlong, 3 bytes
+            ([0x22, 0xED, 0xA0, 0x80, 0x22], "at byte 1: the sequence that starts with byte 0xED"), // a UTF-16 surrogate
+            ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "at byte 1: the sequence that starts with byte 0xF4"), // above U+10FFFF
+            ([0x22, 0xF5, 0x80, 0x80, 0x80, 0x22], "at byte 1: the sequence that starts with byte 0xF5"), // no such lead byte
+            ([0x22, 0xE2, 0x82, 0x22], "at byte 1: the sequence that starts with byte 0xE2"), // truncated by the quote
+            ([0x22, 0x61, 0xF0, 0x9F, 0x98], "at byte 2: the sequence that starts with byte 0xF0"), // truncated by the end
         ]
-        for (bytes, expected) in cases {
-            XCTAssertTrue(decodeError(String.self, bytes: bytes).hasSuffix(expected), "\(bytes) -> \(expected)")
+        for (bytes, place) in cases {
+            XCTAssertTrue(decodeError(String.self, bytes: bytes).hasSuffix("invalid UTF-8 in a string \(place) is not well-formed UTF-8"),
+                          "\(bytes) -> \(place)")
         }
+        // Every well-formed sequence length passes: 2, 3 and 4 bytes, at the edges of table 3-7.
+        XCTAssertEqual(try JSONCoding.decode(String.self, from: [0x22, 0xC2, 0x80, 0xE0, 0xA0, 0x80, 0xED, 0x9F, 0xBF, 0xF4, 0x8F, 0xBF, 0xBF, 0x22],
+                                             what: "the data", status: .invalidArgument),
+                       "\u{80}\u{800}\u{D7FF}\u{10FFFF}")
     }
 
     func testControlCharactersInsideStringsMustBeEscaped() {

@@ -251,40 +251,16 @@ struct JSONParser {
         return value
     }
 
-    /// At a byte >= 0x80 inside a string: checks one UTF-8 sequence (Unicode's
-    /// table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF)
-    /// and steps past it.
+    /// At a byte >= 0x80 inside a string: steps past one UTF-8 sequence,
+    /// checked by the standard library's UTF-8 parser (Unicode's table 3-7:
+    /// no overlong forms, no surrogates, nothing above U+10FFFF).
     private mutating func utf8Sequence() throws {
-        let lead = base[pos]
-        let length: Int
-        var low: UInt8 = 0x80
-        var high: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; low = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; high = 0x9F
-        case 0xF0: length = 4; low = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; high = 0x8F
-        case 0x80...0xBF: throw utf8Error("unexpected continuation byte \(Self.hexByte(lead))")
-        case 0xC0, 0xC1: throw utf8Error("overlong encoding (lead byte \(Self.hexByte(lead)))")
-        default: throw utf8Error("lead byte \(Self.hexByte(lead)) would encode a code point above U+10FFFF")
+        var parser = Unicode.UTF8.ForwardParser()
+        var bytes = base[pos...].makeIterator()
+        guard case .valid(let sequence) = parser.parseScalar(from: &bytes) else {
+            throw utf8Error("the sequence that starts with byte \(Self.hexByte(base[pos])) is not well-formed UTF-8")
         }
-        guard pos + length <= base.count else { throw utf8Error("truncated \(length)-byte sequence") }
-        let second = base[pos + 1]
-        guard second >= low, second <= high else {
-            if second & 0xC0 != 0x80 { throw utf8Error("truncated \(length)-byte sequence") }
-            switch lead {
-            case 0xE0, 0xF0: throw utf8Error("overlong encoding")
-            case 0xED: throw utf8Error("UTF-16 surrogate encoded in UTF-8")
-            default: throw utf8Error("code point above U+10FFFF")
-            }
-        }
-        for i in pos + 2..<pos + length where base[i] & 0xC0 != 0x80 {
-            throw utf8Error("truncated \(length)-byte sequence")
-        }
-        pos += length
+        pos += sequence.count
     }
 
     // MARK: Reading
