@@ -114,6 +114,20 @@ enum WorkerCodec {
         return (id, reply.status, reply.error, reply.value, reply.bytes)
     }
 
+    /// The id of a `reply` that ends its call `COMMHOST_OK` with no error
+    /// text, no value and no bytes (what a pipelined comm_msg's reply
+    /// usually is), checked as `decode` checks it, without building
+    /// anything; nil for any other frame, which `decode` reads.
+    static func decodeOKReply(_ body: UnsafeRawBufferPointer) throws(Malformed) -> UInt64? {
+        guard body.first == Kind.reply.rawValue else { return nil }
+        var r = Reader(body)
+        _ = try r.u8()
+        let id = try r.u64(), status = try r.i32(), hasError = try r.u8(), errorBytes = try r.bytesView()
+        let value = try r.u64(), bytes = try r.bytesView()
+        guard status == COMMHOST_OK, hasError == 0, errorBytes.isEmpty, value == 0, bytes.isEmpty, r.isAtEnd else { return nil }
+        return id
+    }
+
     enum CallKind: UInt8 {
         case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel, pipelinedSend
     }

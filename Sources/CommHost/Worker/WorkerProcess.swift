@@ -312,10 +312,11 @@ final class WorkerProcess: @unchecked Sendable {
                 // run on the bytes where they lie: no copy of the message.
                 if let send = try WorkerCodec.decodePipelinedSend(body),
                    runPipelinedSend(send.during, send.comm, send.payload, delivery: &delivery) { continue }
-                // So are the replies that end pipelined calls (ids are never
-                // reused, so the pipeline and the waiting requests never share one).
-                if let reply = try WorkerCodec.decodeReply(body), let entry = pipeline.take(reply.id) {
-                    entry.call.finished(status: reply.status, errorText: reply.status == COMMHOST_OK ? nil : reply.error)
+                // So are the replies that end pipelined calls OK (ids are never
+                // reused, so the pipeline and the waiting requests never share
+                // one); any other reply is read by `handleFrame`.
+                if let id = try WorkerCodec.decodeOKReply(body), let entry = pipeline.take(id) {
+                    entry.call.finished(status: COMMHOST_OK, errorText: nil)
                     continue
                 }
                 try handleFrame(body, delivery: &delivery)
@@ -354,9 +355,12 @@ final class WorkerProcess: @unchecked Sendable {
             delivery = nil
         }
         switch frame.message {
-        case .reply:
-            // One not in the pipeline (taken above): a waiting request's.
-            if let waiter = state.withLock({ $0.waiting[frame.id] }) {
+        case .reply(let status, let error, _, _):
+            if let entry = pipeline.take(frame.id) {
+                // A pipelined call's that failed (or said more than OK).
+                entry.call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
+            } else if let waiter = state.withLock({ $0.waiting[frame.id] }) {
+                // A waiting request's.
                 waiter.lock.withLock {
                     waiter.reply = frame.message
                     waiter.lock.broadcast()
