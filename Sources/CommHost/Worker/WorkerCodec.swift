@@ -90,6 +90,16 @@ enum WorkerCodec {
     /// payload borrows `body`); nil when the body is any other frame.
     static func decodePipelinedSend(_ body: UnsafeRawBufferPointer) throws(Malformed)
         -> (id: UInt64, during: UInt64, comm: UInt64, payload: PayloadView?)? {
+        try withPipelinedSend(body) { ($0, $1, $2, $3) }
+    }
+
+    /// `decodePipelinedSend`, handing the fields to `use` rather than
+    /// returning them: the reader's hot path (a returned optional tuple
+    /// holding the payload was dropped through a generic value-witness call).
+    @inline(__always)
+    static func withPipelinedSend<R>(_ body: UnsafeRawBufferPointer,
+                                     _ use: (_ id: UInt64, _ during: UInt64, _ comm: UInt64, _ payload: PayloadView?) -> R)
+        throws(Malformed) -> R? {
         guard body.count > 17, body[0] == Kind.hostCall.rawValue, body[17] == CallKind.pipelinedSend.rawValue else { return nil }
         var r = Reader(body)
         _ = try r.u8()
@@ -98,7 +108,7 @@ enum WorkerCodec {
         let comm = try r.u64()
         let payload = try r.u8() == 0 ? nil : try r.payloadView()
         guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a hostCall frame") }
-        return (id, during, comm, payload)
+        return use(id, during, comm, payload)
     }
 
     /// Decodes a `reply` (checked as `decode` checks it) without building a
@@ -174,11 +184,14 @@ enum WorkerCodec {
             return text
         }
         /// A count of items each at least `minimumEach` bytes long, checked against what is left.
+        @inline(__always)
         mutating func count(minimumEach: Int) throws(Malformed) -> Int {
             let n = Int(try u32())
-            guard n <= remaining / max(minimumEach, 1) else { throw Malformed(description: "count \(n) cannot fit in \(remaining) bytes") }
+            guard n <= remaining / max(minimumEach, 1) else { throw cannotFit(n) }
             return n
         }
+        @inline(never)
+        func cannotFit(_ n: Int) -> Malformed { Malformed(description: "count \(n) cannot fit in \(remaining) bytes") }
         /// ``payloadView()``, copied out.
         mutating func payload() throws(Malformed) -> WorkerPayload {
             let view = try payloadView()
@@ -199,6 +212,7 @@ enum WorkerCodec {
             }
             return (status, error, try u64(), try bytesView())
         }
+        @inline(__always)
         mutating func payloadView() throws(Malformed) -> PayloadView {
             let data = try bytesView(), metadata = try bytesView()
             let n = try count(minimumEach: 4)

@@ -310,13 +310,15 @@ final class WorkerProcess: @unchecked Sendable {
                 let body = try channel.receiveBody()
                 // The sends a worker answered, the most frequent frame, are
                 // run on the bytes where they lie: no copy of the message.
-                if let send = try WorkerCodec.decodePipelinedSend(body),
-                   runPipelinedSend(send.during, send.comm, send.payload, delivery: &delivery) { continue }
+                let ran = try WorkerCodec.withPipelinedSend(body) { _, during, comm, payload in
+                    runPipelinedSend(during, comm, payload, delivery: &delivery)
+                }
+                if ran == true { continue }
                 // So are the replies that end pipelined calls OK (ids are never
                 // reused, so the pipeline and the waiting requests never share
                 // one); any other reply is read by `handleFrame`.
-                if let id = try WorkerCodec.decodeOKReply(body), let entry = pipeline.take(id) {
-                    entry.call.finished(status: COMMHOST_OK, errorText: nil)
+                if let id = try WorkerCodec.decodeOKReply(body), let call = pipeline.takeCall(id) {
+                    call.finished(status: COMMHOST_OK, errorText: nil)
                     continue
                 }
                 try handleFrame(body, delivery: &delivery)
@@ -356,9 +358,9 @@ final class WorkerProcess: @unchecked Sendable {
         }
         switch frame.message {
         case .reply(let status, let error, _, _):
-            if let entry = pipeline.take(frame.id) {
+            if let call = pipeline.takeCall(frame.id) {
                 // A pipelined call's that failed (or said more than OK).
-                entry.call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
+                call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
             } else if let waiter = state.withLock({ $0.waiting[frame.id] }) {
                 // A waiting request's.
                 waiter.lock.withLock {
