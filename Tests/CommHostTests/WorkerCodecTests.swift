@@ -167,6 +167,11 @@ final class WorkerCodecTests: XCTestCase {
         let none = FrameBuffer()
         WorkerCodec.append(PipelinedSendFrame(during: 3, comm: 9, payload: nil), id: 8, into: none)
         XCTAssertEqual(Array(none.bytes), WorkerCodec.encode(.hostCall(during: 3, call: .pipelinedSend(comm: 9, message: nil)), id: 8))
+        for (status, error) in [(COMMHOST_OK, nil), (COMMHOST_EFAIL, ""), (COMMHOST_EJSON, "not an object")] as [(commhost_status, String?)] {
+            let reply = FrameBuffer()
+            WorkerCodec.append(MessageReplyFrame(status: status, error: error), id: 12, into: reply)
+            XCTAssertEqual(Array(reply.bytes), WorkerCodec.encode(.reply(status: status, error: error, value: 0, bytes: []), id: 12))
+        }
     }
 
     func testHotFramesDecodeInPlaceAsTheGeneralDecoderReadsThem() throws {

@@ -52,4 +52,31 @@ final class WorkerPipelineTests: XCTestCase {
         while !done.load(ordering: .acquiring), MonotonicClock.seconds() < deadline { usleep(1_000) }
         XCTAssertTrue(done.load(ordering: .acquiring))
     }
+
+    func testRequestsAnsweredOutOfOrderLeaveTheOthersInOrderAcrossTheRingsGrowth() {
+        let pipeline = WorkerPipeline(deadlineNanoseconds: 60_000_000_000)
+        let count = UInt64(WorkerPipeline.capacity + 100)
+        for id in 1...count { XCTAssertNotNil(pipeline.add(id: id, call: PipelinedCall(), what: WorkerCallback(name: "comm_msg"))) }
+        XCTAssertEqual(pipeline.take(500)?.id, 500, "a request in the middle is found")
+        XCTAssertNil(pipeline.take(500), "and taken once")
+        XCTAssertNil(pipeline.take(count + 1), "an id never sent is not in flight")
+        XCTAssertNotNil(pipeline.call(for: 501))
+        XCTAssertNil(pipeline.call(for: 500))
+        var order: [UInt64] = []
+        for id in 1...count where id != 500 {
+            guard let entry = pipeline.take(id) else { return XCTFail("request \(id) was lost") }
+            order.append(entry.id)
+        }
+        XCTAssertEqual(order, (1...count).filter { $0 != 500 })
+        XCTAssertTrue(pipeline.takeAll().isEmpty)
+    }
+
+    func testADeathEndsEveryRequestInFlightOldestFirst() {
+        let pipeline = WorkerPipeline(deadlineNanoseconds: 60_000_000_000)
+        for id in 1...UInt64(200) { XCTAssertNotNil(pipeline.add(id: id, call: PipelinedCall(), what: WorkerCallback(name: "comm_msg"))) }
+        for id in 1...UInt64(150) { XCTAssertNotNil(pipeline.take(id)) }
+        for id in 201...UInt64(300) { XCTAssertNotNil(pipeline.add(id: id, call: PipelinedCall(), what: WorkerCallback(name: "comm_msg"))) }
+        XCTAssertEqual(pipeline.takeAll().map(\.id), Array(151...300))
+        XCTAssertNil(pipeline.add(id: 301, call: PipelinedCall(), what: WorkerCallback(name: "comm_msg")), "nothing is added after a death")
+    }
 }

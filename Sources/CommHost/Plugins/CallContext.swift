@@ -29,6 +29,8 @@ final class CallContext {
 
     /// `frames` holds this thread's frames until `releaseHeldFrames`.
     func holding(_ frames: any HeldFrames) {
+        // Usually the one added last (a run of frames pipelines to one worker).
+        if let last = held.last, last === frames { return }
         if !held.contains(where: { $0 === frames }) { held.append(frames) }
     }
 

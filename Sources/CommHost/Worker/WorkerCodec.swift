@@ -90,6 +90,16 @@ enum WorkerCodec {
     /// payload borrows `body`); nil when the body is any other frame.
     static func decodePipelinedSend(_ body: UnsafeRawBufferPointer) throws(Malformed)
         -> (id: UInt64, during: UInt64, comm: UInt64, payload: PayloadView?)? {
+        try withPipelinedSend(body) { ($0, $1, $2, $3) }
+    }
+
+    /// `decodePipelinedSend`, handing the fields to `use` rather than
+    /// returning them: the reader's hot path (a returned optional tuple
+    /// holding the payload was dropped through a generic value-witness call).
+    @inline(__always)
+    static func withPipelinedSend<R>(_ body: UnsafeRawBufferPointer,
+                                     _ use: (_ id: UInt64, _ during: UInt64, _ comm: UInt64, _ payload: PayloadView?) -> R)
+        throws(Malformed) -> R? {
         guard body.count > 17, body[0] == Kind.hostCall.rawValue, body[17] == CallKind.pipelinedSend.rawValue else { return nil }
         var r = Reader(body)
         _ = try r.u8()
@@ -98,7 +108,7 @@ enum WorkerCodec {
         let comm = try r.u64()
         let payload = try r.u8() == 0 ? nil : try r.payloadView()
         guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a hostCall frame") }
-        return (id, during, comm, payload)
+        return use(id, during, comm, payload)
     }
 
     /// Decodes a `reply` (checked as `decode` checks it) without building a
@@ -114,6 +124,20 @@ enum WorkerCodec {
         return (id, reply.status, reply.error, reply.value, reply.bytes)
     }
 
+    /// The id of a `reply` that ends its call `COMMHOST_OK` with no error
+    /// text, no value and no bytes (what a pipelined comm_msg's reply
+    /// usually is), checked as `decode` checks it, without building
+    /// anything; nil for any other frame, which `decode` reads.
+    static func decodeOKReply(_ body: UnsafeRawBufferPointer) throws(Malformed) -> UInt64? {
+        guard body.first == Kind.reply.rawValue else { return nil }
+        var r = Reader(body)
+        _ = try r.u8()
+        let id = try r.u64(), status = try r.i32(), hasError = try r.u8(), errorBytes = try r.bytesView()
+        let value = try r.u64(), bytes = try r.bytesView()
+        guard status == COMMHOST_OK, hasError == 0, errorBytes.isEmpty, value == 0, bytes.isEmpty, r.isAtEnd else { return nil }
+        return id
+    }
+
     enum CallKind: UInt8 {
         case log = 1, send, close, open, retainComm, releaseComm, retainSession, releaseSession, schedule, timerCancel, pipelinedSend
     }
@@ -125,38 +149,49 @@ enum WorkerCodec {
         var remaining: Int { base.count - offset }
         var isAtEnd: Bool { offset == base.count }
 
+        /// The error for `n` bytes wanted where fewer are left (out of line:
+        /// the reads that may throw it are inlined).
+        @inline(never)
+        func endsEarly(_ n: Int) -> Malformed {
+            Malformed(description: "frame ends \(n - remaining) bytes early at offset \(offset)")
+        }
         @inline(__always)
         mutating func take(_ n: Int) throws(Malformed) -> UnsafeRawBufferPointer {
-            guard n >= 0, n <= remaining else { throw Malformed(description: "frame ends \(n - remaining) bytes early at offset \(offset)") }
+            guard n >= 0, n <= remaining else { throw endsEarly(n) }
             defer { offset += n }
             return UnsafeRawBufferPointer(start: base.baseAddress.map { $0 + offset }, count: n)
         }
         @inline(__always)
         mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(Malformed) -> T {
             let size = MemoryLayout<T>.size
-            guard size <= remaining else { throw Malformed(description: "frame ends \(size - remaining) bytes early at offset \(offset)") }
+            guard size <= remaining else { throw endsEarly(size) }
             defer { offset += size }
             return T(littleEndian: base.baseAddress!.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
-        mutating func u8() throws(Malformed) -> UInt8 { try integer(UInt8.self) }
-        mutating func u16() throws(Malformed) -> UInt16 { try integer(UInt16.self) }
-        mutating func u32() throws(Malformed) -> UInt32 { try integer(UInt32.self) }
-        mutating func u64() throws(Malformed) -> UInt64 { try integer(UInt64.self) }
-        mutating func i32() throws(Malformed) -> Int32 { Int32(bitPattern: try u32()) }
+        // The hot frames' fields are read inline: a call per field cost
+        // more than the read (callgrind).
+        @inline(__always) mutating func u8() throws(Malformed) -> UInt8 { try integer(UInt8.self) }
+        @inline(__always) mutating func u16() throws(Malformed) -> UInt16 { try integer(UInt16.self) }
+        @inline(__always) mutating func u32() throws(Malformed) -> UInt32 { try integer(UInt32.self) }
+        @inline(__always) mutating func u64() throws(Malformed) -> UInt64 { try integer(UInt64.self) }
+        @inline(__always) mutating func i32() throws(Malformed) -> Int32 { Int32(bitPattern: try u32()) }
         mutating func bytes() throws(Malformed) -> [UInt8] { Array(try take(Int(try u32()))) }
         /// Borrowed: valid as long as the frame's bytes.
-        mutating func bytesView() throws(Malformed) -> UnsafeRawBufferPointer { try take(Int(try u32())) }
+        @inline(__always) mutating func bytesView() throws(Malformed) -> UnsafeRawBufferPointer { try take(Int(try u32())) }
         mutating func text() throws(Malformed) -> String {
             let raw = try take(Int(try u32()))
             guard let text = String(validating: raw, as: UTF8.self) else { throw Malformed(description: "text at offset \(offset) is not UTF-8") }
             return text
         }
         /// A count of items each at least `minimumEach` bytes long, checked against what is left.
+        @inline(__always)
         mutating func count(minimumEach: Int) throws(Malformed) -> Int {
             let n = Int(try u32())
-            guard n <= remaining / max(minimumEach, 1) else { throw Malformed(description: "count \(n) cannot fit in \(remaining) bytes") }
+            guard n <= remaining / max(minimumEach, 1) else { throw cannotFit(n) }
             return n
         }
+        @inline(never)
+        func cannotFit(_ n: Int) -> Malformed { Malformed(description: "count \(n) cannot fit in \(remaining) bytes") }
         /// ``payloadView()``, copied out.
         mutating func payload() throws(Malformed) -> WorkerPayload {
             let view = try payloadView()
@@ -177,6 +212,7 @@ enum WorkerCodec {
             }
             return (status, error, try u64(), try bytesView())
         }
+        @inline(__always)
         mutating func payloadView() throws(Malformed) -> PayloadView {
             let data = try bytesView(), metadata = try bytesView()
             let n = try count(minimumEach: 4)

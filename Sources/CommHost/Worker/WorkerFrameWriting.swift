@@ -131,6 +131,20 @@ struct PipelinedSendFrame: WorkerFrame {
     }
 }
 
+/// The reply that ends a pipelined `message` request, written without
+/// building a `WorkerMessage` (the same bytes as `WorkerMessage.reply` with
+/// no value and no bytes).
+struct MessageReplyFrame: WorkerFrame {
+    var status: commhost_status
+    var error: String?
+
+    func write<Sink: FrameSink>(id: UInt64, to sink: inout Sink) {
+        sink.kind(.reply, id); sink.i32(status); sink.u8(error == nil ? 0 : 1)
+        if let error { sink.text(error) } else { sink.u32(0) }
+        sink.u64(0); sink.u32(0)
+    }
+}
+
 extension WorkerMessage: WorkerFrame {
     func write<Sink: FrameSink>(id: UInt64, to w: inout Sink) {
         switch self {

@@ -31,6 +31,9 @@ final class WorkerHandles: Sendable {
     private struct State {
         var comms: [UInt64: CommEntry] = [:]
         var sessions: [UInt64: SessionEntry] = [:]
+        /// How many of them are blocked: while none is, a send needs no
+        /// look-up of its session.
+        var blockedSessions = 0
     }
 
     // The session data pointers in it belong to the plugin; the worker only hands them back.
@@ -88,13 +91,18 @@ final class WorkerHandles: Sendable {
         state.withLock { state in
             guard let entry = state.comms[token] else { return .unknown }
             if entry.closed || entry.closedByPlugin { return .closed }
+            guard state.blockedSessions > 0 else { return .open }
             return state.sessions[entry.session]?.blocked == true ? .blocked : .open
         }
     }
 
     /// The host says sends in `session` must wait (true), or may go on (false, at session_writable).
     func setSessionBlocked(_ token: UInt64, _ blocked: Bool) {
-        state.withLock { $0.sessions[token]?.blocked = blocked }
+        state.withLock { state in
+            guard let was = state.sessions[token]?.blocked, was != blocked else { return }
+            state.sessions[token]?.blocked = blocked
+            state.blockedSessions += blocked ? 1 : -1
+        }
     }
 
     /// The host accepted retain_comm (+1) or release_comm (-1).
@@ -179,6 +187,6 @@ final class WorkerHandles: Sendable {
 
     private static func dropSessionIfDone(_ state: inout State, _ token: UInt64) {
         guard let entry = state.sessions[token], !entry.started, entry.references <= 0, entry.comms <= 0 else { return }
-        state.sessions[token] = nil
+        if state.sessions.removeValue(forKey: token)?.blocked == true { state.blockedSessions -= 1 }
     }
 }

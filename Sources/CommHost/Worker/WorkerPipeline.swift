@@ -7,7 +7,7 @@ import Glibc
 /// up when the oldest request is past the callback deadline (the caller
 /// then kills the worker) or the worker has died.
 final class WorkerPipeline: @unchecked Sendable {
-    // @unchecked: `entries`, `dead` and `watchdogArmed` are touched only holding `lock`.
+    // @unchecked: `ring`, `head`, `count`, `dead` and `watchdogArmed` are touched only holding `lock`.
 
     /// Requests in flight at most: 64 sessions keeping 16 each in flight fit.
     static let capacity = 1024
@@ -25,6 +25,23 @@ final class WorkerPipeline: @unchecked Sendable {
         let sent: UInt64
     }
 
+    /// An entry as the ring holds it: plain values (the call retained by
+    /// hand), so that storing, reading and dropping a slot costs no
+    /// reference counting and no generic value-witness call.
+    private struct Slot {
+        var id: UInt64
+        var call: Unmanaged<PipelinedCall>?
+        var what: WorkerCallback
+        var sent: UInt64
+
+        static let empty = Slot(id: 0, call: nil, what: WorkerCallback(name: ""), sent: 0)
+
+        /// The entry, taking over the slot's reference to its call.
+        func taken() -> Entry {
+            Entry(id: id, call: call!.takeRetainedValue(), what: what, sent: sent)
+        }
+    }
+
     /// What a wait came to.
     enum Wait {
         case ready
@@ -36,19 +53,35 @@ final class WorkerPipeline: @unchecked Sendable {
 
     /// Guards the entries in flight; a sender waits on it while the pipeline is full.
     private let lock = ConditionLock()
-    /// In flight from `head` on (answered ones before it are dropped in bulk).
-    private var entries: [Entry] = []
-    private var head = 0
+    /// In flight, oldest first: a ring of `count` slots from `head` (its
+    /// size a power of two, doubled when full), so taking the oldest moves
+    /// nothing. Touched only holding `lock`, so Swift's run-time
+    /// exclusivity check is skipped.
+    @exclusivity(unchecked) private var ring: [Slot] = Array(repeating: Slot.empty, count: 64)
+    @exclusivity(unchecked) private var head = 0
     /// How many are in flight.
-    private var count: Int { entries.count - head }
-    private var oldest: Entry? { head < entries.count ? entries[head] : nil }
+    @exclusivity(unchecked) private var count = 0
+    private var oldest: Slot? { count > 0 ? ring[head] : nil }
     private var dead = false
     private var watchdogArmed = false
     private let deadline: UInt64
 
+    /// The ring's slot of the `index`-th entry in flight (0: the oldest).
+    @inline(__always)
+    private func slot(_ index: Int) -> Int { (head + index) & (ring.count - 1) }
+
+    /// The position (0: the oldest) of the entry in flight with `id`.
+    private func position(of id: UInt64) -> Int? {
+        (0..<count).first { ring[slot($0)].id == id }
+    }
+
     /// `deadline`: how long one callback may take, in nanoseconds.
     init(deadlineNanoseconds deadline: UInt64) {
         self.deadline = deadline
+    }
+
+    deinit {
+        for index in 0..<count { ring[slot(index)].call?.release() }
     }
 
     /// Waits until fewer than `limit` requests are in flight (0: none);
@@ -85,7 +118,14 @@ final class WorkerPipeline: @unchecked Sendable {
         lock.withLock {
             guard !dead else { return nil }
             call.dispatched()
-            entries.append(Entry(id: id, call: call, what: what, sent: MonotonicClock.nanoseconds()))
+            if count == ring.count {
+                // More senders passed the wait at once than there was room for.
+                let grown = (0..<ring.count).map { ring[slot($0)] } + Array(repeating: Slot.empty, count: ring.count)
+                ring = grown
+                head = 0
+            }
+            ring[slot(count)] = Slot(id: id, call: .passRetained(call), what: what, sent: MonotonicClock.nanoseconds())
+            count += 1
             if watchdogArmed { return false }
             watchdogArmed = true
             return true
@@ -94,7 +134,7 @@ final class WorkerPipeline: @unchecked Sendable {
 
     /// The request `id`, if it is in flight.
     func call(for id: UInt64) -> PipelinedCall? {
-        lock.withLock { entries[head...].first { $0.id == id }?.call }
+        lock.withLock { position(of: id).flatMap { ring[slot($0)].call?.takeUnretainedValue() } }
     }
 
     /// Removes the request `id` (answered), waking whoever waits for room.
@@ -102,25 +142,34 @@ final class WorkerPipeline: @unchecked Sendable {
     /// it, which differs from the order they were added only when another
     /// thread's were held back meanwhile.
     func take(_ id: UInt64) -> Entry? {
-        lock.withLock {
-            guard let entry = oldest else { return nil }
-            // Waiters wait for the pipeline to drain to `resumeAt`, or for
-            // none in flight: woken only when the count reaches one of those.
-            if count == Self.resumeAt + 1 || count == 1 { lock.broadcast() }
-            guard entry.id == id else {
-                guard let index = entries[head...].firstIndex(where: { $0.id == id }) else { return nil }
-                return entries.remove(at: index)
-            }
-            head += 1
-            if head == entries.count {
-                entries.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head >= 1024 {
-                entries.removeFirst(head)
-                head = 0
-            }
-            return entry
+        lock.withLock { takeSlot(id)?.taken() }
+    }
+
+    /// `take`, for the reader: only the call (an `Entry?` dropped by its
+    /// caller cost a generic value-witness call).
+    func takeCall(_ id: UInt64) -> PipelinedCall? {
+        lock.withLock { takeSlot(id)?.call?.takeRetainedValue() }
+    }
+
+    /// Call holding `lock`: the slot of `id`, out of the ring (its call's
+    /// reference passes to the caller).
+    private func takeSlot(_ id: UInt64) -> Slot? {
+        guard count > 0 else { return nil }
+        // Waiters wait for the pipeline to drain to `resumeAt`, or for
+        // none in flight: woken only when the count reaches one of those.
+        if count == Self.resumeAt + 1 || count == 1 { lock.broadcast() }
+        if ring[head].id == id {
+            let taken = ring[head]
+            head = slot(1)
+            count -= 1
+            return taken
         }
+        guard let index = position(of: id) else { return nil }
+        let taken = ring[slot(index)]
+        // The younger ones move up a slot, keeping their order.
+        for later in index..<(count - 1) { ring[slot(later)] = ring[slot(later + 1)] }
+        count -= 1
+        return taken
     }
 
     /// The worker died: every request in flight, and no more from now on.
@@ -128,11 +177,10 @@ final class WorkerPipeline: @unchecked Sendable {
         lock.withLock {
             dead = true
             lock.broadcast()
-            defer {
-                entries.removeAll()
-                head = 0
-            }
-            return Array(entries[head...])
+            let all = (0..<count).map { ring[slot($0)].taken() }
+            head = 0
+            count = 0
+            return all
         }
     }
 

@@ -308,61 +308,24 @@ final class WorkerProcess: @unchecked Sendable {
                 delivery?.endDelivery()
                 delivery = nil
             }
-            let body: UnsafeRawBufferPointer
-            let frame: (id: UInt64, message: WorkerMessage)
             do {
-                body = try channel.receiveBody()
+                let body = try channel.receiveBody()
                 // The sends a worker answered, the most frequent frame, are
                 // run on the bytes where they lie: no copy of the message.
-                if let send = try WorkerCodec.decodePipelinedSend(body),
-                   runPipelinedSend(send.during, send.comm, send.payload, delivery: &delivery) { continue }
-                // So are the replies that end pipelined calls (ids are never
-                // reused, so the pipeline and the waiting requests never share one).
-                if let reply = try WorkerCodec.decodeReply(body), let entry = pipeline.take(reply.id) {
-                    entry.call.finished(status: reply.status, errorText: reply.status == COMMHOST_OK ? nil : reply.error)
+                let ran = try WorkerCodec.withPipelinedSend(body) { _, during, comm, payload in
+                    runPipelinedSend(during, comm, payload, delivery: &delivery)
+                }
+                if ran == true { continue }
+                // So are the replies that end pipelined calls OK (ids are never
+                // reused, so the pipeline and the waiting requests never share
+                // one); any other reply is read by `handleFrame`.
+                if let id = try WorkerCodec.decodeOKReply(body), let call = pipeline.takeCall(id) {
+                    call.finished(status: COMMHOST_OK, errorText: nil)
                     continue
                 }
-                frame = try WorkerCodec.decode(body)
+                try handleFrame(body, delivery: &delivery)
             } catch {
                 break
-            }
-            if case .reply = frame.message {} else if delivery != nil {
-                delivery?.endDelivery()
-                delivery = nil
-            }
-            switch frame.message {
-            case .reply:
-                // One not in the pipeline (taken above): a waiting request's.
-                if let waiter = state.withLock({ $0.waiting[frame.id] }) {
-                    waiter.lock.withLock {
-                        waiter.reply = frame.message
-                        waiter.lock.broadcast()
-                    }
-                }
-            case .hostCall(let during, let call):
-                if during != 0, let waiter = state.withLock({ $0.waiting[during] }) {
-                    waiter.lock.withLock {
-                        waiter.calls.append((frame.id, call))
-                        waiter.lock.broadcast()
-                    }
-                } else if let execute = executeHostCall {
-                    let context = CallContext.current
-                    var answer = WorkerMessage.hostReply(status: COMMHOST_EINVAL, value: 0, text: "")
-                    if during != 0, let pipelined = pipeline.call(for: during) {
-                        context.pipelinedCall = pipelined
-                        pipelined.delivering { answer = execute(call) }
-                        context.pipelinedCall = nil
-                    } else {
-                        answer = execute(call)
-                    }
-                    switch call {
-                    case .log, .pipelinedSend: continue
-                    default: try? channel.send(answer, id: frame.id)
-                    }
-                }
-            default:
-                // Anything else from a worker is a protocol breach: stop it.
-                kill(because: "it sent an unexpected frame")
             }
         }
         delivery?.endDelivery()
@@ -383,6 +346,55 @@ final class WorkerProcess: @unchecked Sendable {
         }
         close(channel.fd)
         onDeath?(reason)
+    }
+
+    /// Any frame but the hot two (a pipelined call's send and reply), decoded
+    /// into a `WorkerMessage`. Out of line, so the reader's loop does not
+    /// set up and destroy a message for every frame.
+    @inline(never)
+    private func handleFrame(_ body: UnsafeRawBufferPointer, delivery: inout DeliveryBatch?) throws(WorkerCodec.Malformed) {
+        let frame = try WorkerCodec.decode(body)
+        if case .reply = frame.message {} else if delivery != nil {
+            delivery?.endDelivery()
+            delivery = nil
+        }
+        switch frame.message {
+        case .reply(let status, let error, _, _):
+            if let call = pipeline.takeCall(frame.id) {
+                // A pipelined call's that failed (or said more than OK).
+                call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
+            } else if let waiter = state.withLock({ $0.waiting[frame.id] }) {
+                // A waiting request's.
+                waiter.lock.withLock {
+                    waiter.reply = frame.message
+                    waiter.lock.broadcast()
+                }
+            }
+        case .hostCall(let during, let call):
+            if during != 0, let waiter = state.withLock({ $0.waiting[during] }) {
+                waiter.lock.withLock {
+                    waiter.calls.append((frame.id, call))
+                    waiter.lock.broadcast()
+                }
+            } else if let execute = executeHostCall {
+                let context = CallContext.current
+                var answer = WorkerMessage.hostReply(status: COMMHOST_EINVAL, value: 0, text: "")
+                if during != 0, let pipelined = pipeline.call(for: during) {
+                    context.pipelinedCall = pipelined
+                    pipelined.delivering { answer = execute(call) }
+                    context.pipelinedCall = nil
+                } else {
+                    answer = execute(call)
+                }
+                switch call {
+                case .log, .pipelinedSend: return
+                default: try? channel.send(answer, id: frame.id)
+                }
+            }
+        default:
+            // Anything else from a worker is a protocol breach: stop it.
+            kill(because: "it sent an unexpected frame")
+        }
     }
 
     /// Runs a `pipelinedSend` under the pipelined call it belongs to, as

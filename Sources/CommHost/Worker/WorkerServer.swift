@@ -232,7 +232,7 @@ final class WorkerServer: @unchecked Sendable {
             guard let messageFn = handler.message else { return COMMHOST_OK }
             return request.payload.withMessage { messageFn(handler.raw, Self.pointer(request.instance), Self.handle(request.comm), $0) }
         }
-        try? channel.send(WorkerMessage.reply(status: status, error: errorText, value: 0, bytes: []), id: request.id)
+        try? channel.send(MessageReplyFrame(status: status, error: errorText), id: request.id)
     }
 
     /// Runs one request on this thread and sends its reply.
