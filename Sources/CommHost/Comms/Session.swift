@@ -69,8 +69,9 @@ public final class Session: @unchecked Sendable {
     /// The msg_id token of the frame being handled; only the owner touches it.
     private var currentParent: UnsafeRawBufferPointer?
     /// The `data` and `metadata` bytes of the frame being handled, which the
-    /// parser has validated; only the owner touches them.
-    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
+    /// parser has validated, and whether that frame holds no line break;
+    /// only the owner touches them.
+    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?
     /// Work for the serialized context queued from anywhere.
     private let jobs = Locked<[Job]>([])
     /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
@@ -176,7 +177,7 @@ public final class Session: @unchecked Sendable {
         if scanned.kind != .commMsg { awaitPipelinedCalls() }
         let data = scanned.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let metadata = scanned.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        currentInbound = (data, metadata)
+        currentInbound = (data, metadata, !scanned.hasLineBreak)
         defer { currentInbound = nil }
         switch scanned.kind {
         case .commOpen:
@@ -317,8 +318,10 @@ public final class Session: @unchecked Sendable {
         let checked = checkOutgoing(message, commID: comm.id, parent: parent)
         guard checked == COMMHOST_OK else { return refused("send", checked, comm: comm, library: library) }
         let status = withOutgoing(message) { data, metadata, buffers in
-            emitChecked(comm: comm, from: library) { encoder, out in
-                encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
+            let oneLine = isOneLineInbound(data)
+            return emitChecked(comm: comm, from: library) { encoder, out in
+                encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent,
+                                dataIsOneLine: oneLine)
                 // Counted before the frame can reach the client, so a stats
                 // request sent after its reply arrived always includes it.
                 comm.stats.messagesOut.add(1, ordering: .relaxed)
@@ -1059,6 +1062,14 @@ public final class Session: @unchecked Sendable {
         let address = UnsafeRawPointer(ptr)
         return (address == inbound.data.baseAddress && len == inbound.data.count)
             || (address == inbound.metadata.baseAddress && len == inbound.metadata.count)
+    }
+
+    /// Whether `bytes` are the very `data` of the frame this thread is
+    /// handling and that frame holds no line break (an echo), so the encoder
+    /// need not look for one.
+    private func isOneLineInbound(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty, isOwner, let inbound = currentInbound, inbound.oneLine else { return false }
+        return bytes.baseAddress == inbound.data.baseAddress && bytes.count == inbound.data.count
     }
 
     /// Calls `body` with a checked message's data, metadata and buffers.

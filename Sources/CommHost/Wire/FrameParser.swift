@@ -51,6 +51,7 @@ public struct FrameParser: Sendable {
         let kind = try scan.messageKind(dialect: dialect)
         var result = ScannedFrame(kind: kind, buffers: scan.buffers, msgIDToken: scan.headerMsgID?.token.range)
         result.metadata = scan.metadata
+        result.hasLineBreak = scan.s.sawLineBreak
         switch kind {
         case .commOpen, .commMsg, .commClose:
             result.commID = scan.commID!.token
