@@ -74,6 +74,9 @@ public final class Session: @unchecked Sendable {
     private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?
     /// Work for the serialized context queued from anywhere.
     private let jobs = Locked<[Job]>([])
+    /// How many jobs `jobs` holds, changed holding its lock and read
+    /// without it: a release with none queued (every frame's) skips the lock.
+    private let jobsQueued = Atomic<Int>(0)
     /// Set when the session ends; frames after that are ignored. Guarded by `serial`.
     private var inputClosed = false
     /// The libraries serving this session and their session data, in
@@ -209,7 +212,7 @@ public final class Session: @unchecked Sendable {
             do {
                 try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
                     Result { () throws(PluginCallError) in
-                        try timed(comm, "comm_msg", unless: offer) { () throws(PluginCallError) in
+                        try timed(comm, "comm_msg", library: library, unless: offer) { () throws(PluginCallError) in
                             try comm.handler.message(instance: comm.instance, comm: comm, message: message)
                         }
                     }
@@ -583,20 +586,21 @@ public final class Session: @unchecked Sendable {
     /// A pipelined call (`unless`) that went out records its own time when
     /// it ends.
     @inline(__always)
-    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, unless pipelined: SessionPipelinedCall? = nil,
-                                    _ body: () throws(E) -> R) throws(E) -> R {
+    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, library: PluginLibrary? = nil,
+                                    unless pipelined: SessionPipelinedCall? = nil, _ body: () throws(E) -> R) throws(E) -> R {
         let start = MonotonicClock.nanoseconds()
         defer {
-            if pipelined?.wasDispatched != true { record(comm, callback, since: start) }
+            if pipelined?.wasDispatched != true { record(comm, callback, since: start, library: library) }
         }
         return try body()
     }
 
-    /// Records a callback's time in its target's stats (and warns of a slow in-process one).
-    private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64) {
+    /// Records a callback's time in its target's stats (and warns of a slow
+    /// in-process one). `library` is the comm's, when the caller has it at hand.
+    private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64, library: PluginLibrary? = nil) {
         let elapsed = MonotonicClock.nanoseconds() &- start
         comm.stats.handlerTime.record(nanoseconds: elapsed)
-        let library = comm.handler.library
+        let library = library ?? comm.handler.library
         if elapsed > library.slowCallbackNanoseconds && library.worker == nil {
             logger.warning("an in-process callback ran longer than handler_timeout_ms; it cannot be interrupted (isolation \"process\" can)",
                            [("session", .int(id)), ("target_name", .string(comm.targetName)), ("comm_id", .string(comm.id)),
@@ -665,7 +669,10 @@ public final class Session: @unchecked Sendable {
     }
 
     private func enqueue(_ job: Job) {
-        jobs.withLock { $0.append(job) }
+        jobs.withLock {
+            $0.append(job)
+            jobsQueued.add(1, ordering: .relaxed)
+        }
         if !isOwner {
             DispatchQueue.global().async { self.serialized {} }
         }
@@ -673,8 +680,12 @@ public final class Session: @unchecked Sendable {
 
     /// Runs every queued job, including those queued while running them.
     private func drainJobs() {
+        // A job queued by another thread after this load is run by the
+        // serialized turn that thread starts once it has queued it.
+        guard jobsQueued.load(ordering: .relaxed) > 0 else { return }
         while let batch = jobs.withLock({ list -> [Job]? in
             guard !list.isEmpty else { return nil }
+            jobsQueued.subtract(list.count, ordering: .relaxed)
             defer { list.removeAll() }
             return list
         }) {
@@ -813,7 +824,10 @@ public final class Session: @unchecked Sendable {
     private func afterWrite() {
         guard !blocked.isEmpty, !writableQueued, !ended, queuedBytes <= limits.outboundHighWaterBytes / 2 else { return }
         writableQueued = true
-        jobs.withLock { $0.append(.writable) }
+        jobs.withLock {
+            $0.append(.writable)
+            jobsQueued.add(1, ordering: .relaxed)
+        }
         DispatchQueue.global().async { self.serialized {} }
     }
 

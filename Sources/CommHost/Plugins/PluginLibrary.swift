@@ -292,8 +292,6 @@ public final class PluginLibrary: @unchecked Sendable {
     @inline(__always)
     private func callUnchecked(_ body: () -> commhost_status) throws(PluginCallError) {
         let context = CallContext.current
-        let outer = context.library
-        context.library = self
         context.errorText = nil
         let status: commhost_status
         if concurrent {
@@ -308,7 +306,6 @@ public final class PluginLibrary: @unchecked Sendable {
             status = body()
             gate.unlock()
         }
-        context.library = outer
         if status != COMMHOST_OK {
             let text = context.errorText
             context.errorText = nil

@@ -347,7 +347,7 @@ private struct FrameScan {
 
     /// The message the frame carries, once every field that message needs is known to be there
     /// with the right type (so the caller may unwrap them).
-    func messageKind(dialect: Dialect) throws(WireError) -> InboundKind {
+    mutating func messageKind(dialect: Dialect) throws(WireError) -> InboundKind {
         if let firstProblem { throw firstProblem }
 
         let typeMember: Member
