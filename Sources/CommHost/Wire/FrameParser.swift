@@ -397,7 +397,7 @@ private struct FrameScan {
     }
 
     /// `comm_open`, `comm_msg` or `comm_close`: checks the content fields that kind needs.
-    func checkCommFields(_ kind: InboundKind, typeName: String) throws(WireError) {
+    mutating func checkCommFields(_ kind: InboundKind, typeName: String) throws(WireError) {
         guard hasContent else {
             throw WireError(.invalidFrame, "content: missing; \(typeName) needs content with comm_id")
         }
