@@ -1087,6 +1087,9 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Calls `body` with a checked message's data, metadata and buffers.
+    /// Inlined: as a call, the session, comm and library its caller's
+    /// closure captures were retained and released around it on every send.
+    @inline(__always)
     private func withOutgoing(_ message: UnsafePointer<commhost_message>?,
                               _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status) -> commhost_status {
         let none = UnsafeRawBufferPointer(start: nil, count: 0)
