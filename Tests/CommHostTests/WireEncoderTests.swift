@@ -109,6 +109,44 @@ final class WireEncoderTests: XCTestCase {
         XCTAssertEqual((one(out)["header"] as? [String: Any])?["msg_id"] as? String, "s\"1-1")
     }
 
+    func testMessageIdCountersCarryIntoNewDigitsInOrder() {
+        var encoder = FrameEncoder(dialect: .jupyter, msgIDPrefix: "p")
+        var out: [UInt8] = []
+        for n in 1...1_100 {
+            if n % 2 == 0 {
+                encoder.commMsg(into: &out, commID: "x", data: empty, metadata: empty, buffers: [], parent: nil)
+            } else {
+                encoder.commClose(into: &out, commID: "x", data: empty, metadata: empty, buffers: [], parent: nil)
+            }
+        }
+        let ids = frames(out).compactMap { ($0["header"] as? [String: Any])?["msg_id"] as? String }
+        XCTAssertEqual(ids, (1...1_100).map { "p-\($0)" })
+        XCTAssertEqual(encoder.messageIDsIssued, 1_100)
+    }
+
+    func testCommMsgIsWrittenAsCommCloseIsButForItsType() {
+        var out: [UInt8] = []
+        withBytes(#"{"a":[1,"é\n"]}"#) { data in
+            withBytes(#"{"m":1}"#) { metadata in
+                withBytes(#""parent-\"1""#) { parent in
+                    for parent in [parent, nil] {
+                        for oneLine in [false, true] {
+                            var message = FrameEncoder(dialect: .jupyter, msgIDPrefix: "q")
+                            var close = FrameEncoder(dialect: .jupyter, msgIDPrefix: "q")
+                            var msgOut: [UInt8] = []
+                            var closeOut: [UInt8] = []
+                            message.commMsg(into: &msgOut, commID: "c\"é", data: data, metadata: metadata, buffers: [],
+                                            parent: parent, dataIsOneLine: oneLine)
+                            close.commClose(into: &closeOut, commID: "c\"é", data: data, metadata: metadata, buffers: [], parent: parent)
+                            let closeText = String(decoding: closeOut, as: UTF8.self)
+                            XCTAssertEqual(String(decoding: msgOut, as: UTF8.self), closeText.replacingOccurrences(of: "comm_close", with: "comm_msg"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testDataBytesGoOutExactlyAsGiven() {
         let data = #"{ "a" : [1, 2.50, -0.0e+0] , "s": "\u00e9\n\"", "é": {} }"#
         var encoder = FrameEncoder(dialect: .jupyter)

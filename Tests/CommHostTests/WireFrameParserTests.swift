@@ -141,6 +141,21 @@ final class WireFrameParserTests: XCTestCase {
         }
     }
 
+    func testAScannedFrameSaysWhetherItHoldsALineBreak() throws {
+        let frames: [(String, Bool)] = [
+            (#"{"msg_type":"comm_msg","content":{"comm_id":"x","data":{"s":"a\nb\r"}}}"#, false),
+            ("{\"msg_type\":\"comm_msg\",\"content\":{\"comm_id\":\"x\",\"data\":{\"a\":\r1}}}", true),
+            ("{\"msg_type\":\"comm_msg\",\"content\":{\"comm_id\":\"x\",\"data\":{}}}\r", true),
+            ("{\"msg_type\":\"comm_msg\",\n\"content\":{\"comm_id\":\"x\"}}", true),
+        ]
+        for (text, expected) in frames {
+            let scanned = try Array(text.utf8).withUnsafeBytes { bytes in
+                Result { () throws(WireError) in try jupyter.scan(bytes) }
+            }.get()
+            XCTAssertEqual(scanned.hasLineBreak, expected, text)
+        }
+    }
+
     func testShinywidgetsCommSendPayloadIsACommMsg() {
         // What py-shinywidgets' ShinyComm.send in comm.ts produces (metadata undefined is dropped).
         parse(#"{"content":{"comm_id":"9f3c","data":{"method":"update","state":{"value":7},"buffer_paths":[]}},"buffers":["aGk="],"header":{}}"#, shiny) { parsed, bytes in

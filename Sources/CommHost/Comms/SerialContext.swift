@@ -8,7 +8,7 @@ import Synchronization
 /// queued from any thread; it runs before the thread inside leaves, right
 /// after the current callback when it was queued from inside one.
 final class SerialContext: @unchecked Sendable {
-    // @unchecked: `serial` and `jobs` are locks, `owner` an atomic.
+    // @unchecked: `serial` and `jobs` are locks, `owner` and `jobsQueued` atomics.
 
     /// Held by the thread inside the context, from `enter` to `leave`.
     private let serial = ConditionLock()
@@ -16,6 +16,9 @@ final class SerialContext: @unchecked Sendable {
     private let owner = Atomic<UInt>(0)
     /// Guards the work queued for the context from anywhere.
     private let jobs = Locked<[SessionJob]>([])
+    /// How many jobs `jobs` holds, changed holding its lock and read
+    /// without it: leaving with none queued (every frame's turn) skips the lock.
+    private let jobsQueued = Atomic<Int>(0)
 
     /// Whether the calling thread is inside the context.
     @inline(__always)
@@ -44,14 +47,21 @@ final class SerialContext: @unchecked Sendable {
 
     /// Queues `job`; the caller makes sure some thread enters to run it.
     func append(_ job: SessionJob) {
-        jobs.withLock { $0.append(job) }
+        jobs.withLock {
+            $0.append(job)
+            jobsQueued.add(1, ordering: .relaxed)
+        }
     }
 
     /// Runs every queued job with `run`, including those queued while running them.
     @inline(__always)
     func drain(_ run: (SessionJob) -> Void) {
+        // A job queued by another thread after this load is run by the
+        // serialized turn that thread starts once it has queued it.
+        guard jobsQueued.load(ordering: .relaxed) > 0 else { return }
         while let batch = jobs.withLock({ list -> [SessionJob]? in
             guard !list.isEmpty else { return nil }
+            jobsQueued.subtract(list.count, ordering: .relaxed)
             defer { list.removeAll() }
             return list
         }) {

@@ -62,8 +62,9 @@ public final class Session: @unchecked Sendable {
     /// The msg_id token of the frame being handled; only the thread inside the serialized context touches it.
     private var currentParent: UnsafeRawBufferPointer?
     /// The `data` and `metadata` bytes of the frame being handled, which the
-    /// parser has validated; only the thread inside the serialized context touches them.
-    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer)?
+    /// parser has validated, and whether that frame holds no line break;
+    /// only the thread inside the serialized context touches them.
+    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?
     /// Set when the session ends; frames after that are ignored. Touched only inside the serialized context.
     private var inputClosed = false
     /// Guards the libraries serving this session and their session data, in
@@ -155,7 +156,7 @@ public final class Session: @unchecked Sendable {
         if scanned.kind != .commMsg { awaitPipelinedCalls() }
         let data = scanned.data.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let metadata = scanned.metadata.map { $0.bytes(in: frame) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        currentInbound = (data, metadata)
+        currentInbound = (data, metadata, !scanned.hasLineBreak)
         defer { currentInbound = nil }
         switch scanned.kind {
         case .commOpen:
@@ -187,7 +188,7 @@ public final class Session: @unchecked Sendable {
             do {
                 try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
                     Result { () throws(PluginCallError) in
-                        try timed(comm, "comm_msg", unless: offer) { () throws(PluginCallError) in
+                        try timed(comm, "comm_msg", library: library, unless: offer) { () throws(PluginCallError) in
                             try comm.handler.message(instance: comm.instance, comm: comm, message: message)
                         }
                     }
@@ -296,8 +297,10 @@ public final class Session: @unchecked Sendable {
         let checked = checkOutgoing(message, commID: comm.id, parent: parent)
         guard checked == COMMHOST_OK else { return refused("send", checked, comm: comm, library: library) }
         let status = withOutgoing(message) { data, metadata, buffers in
-            emitChecked(comm: comm, from: library) { encoder, out in
-                encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent)
+            let oneLine = isOneLineInbound(data)
+            return emitChecked(comm: comm, from: library) { encoder, out in
+                encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent,
+                                dataIsOneLine: oneLine)
                 // Counted before the frame can reach the client, so a stats
                 // request sent after its reply arrived always includes it.
                 comm.stats.messagesOut.add(1, ordering: .relaxed)
@@ -556,20 +559,21 @@ public final class Session: @unchecked Sendable {
     /// A pipelined call (`unless`) that went out records its own time when
     /// it ends.
     @inline(__always)
-    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, unless pipelined: SessionPipelinedCall? = nil,
-                                    _ body: () throws(E) -> R) throws(E) -> R {
+    private func timed<R, E: Error>(_ comm: Comm, _ callback: StaticString, library: PluginLibrary? = nil,
+                                    unless pipelined: SessionPipelinedCall? = nil, _ body: () throws(E) -> R) throws(E) -> R {
         let start = MonotonicClock.nanoseconds()
         defer {
-            if pipelined?.wasDispatched != true { record(comm, callback, since: start) }
+            if pipelined?.wasDispatched != true { record(comm, callback, since: start, library: library) }
         }
         return try body()
     }
 
-    /// Records a callback's time in its target's stats (and warns of a slow in-process one).
-    private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64) {
+    /// Records a callback's time in its target's stats (and warns of a slow
+    /// in-process one). `library` is the comm's, when the caller has it at hand.
+    private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64, library: PluginLibrary? = nil) {
         let elapsed = MonotonicClock.nanoseconds() &- start
         comm.stats.handlerTime.record(nanoseconds: elapsed)
-        let library = comm.handler.library
+        let library = library ?? comm.handler.library
         if elapsed > library.slowCallbackNanoseconds && library.worker == nil {
             logger.warning("an in-process callback ran longer than handler_timeout_ms; it cannot be interrupted (isolation \"process\" can)",
                            [("session", .int(id)), ("target_name", .string(comm.targetName)), ("comm_id", .string(comm.id)),
@@ -942,7 +946,17 @@ public final class Session: @unchecked Sendable {
             || (address == inbound.metadata.baseAddress && len == inbound.metadata.count)
     }
 
+    /// Whether `bytes` are the very `data` of the frame this thread is
+    /// handling and that frame holds no line break (an echo), so the encoder
+    /// need not look for one.
+    private func isOneLineInbound(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty, isOwner, let inbound = currentInbound, inbound.oneLine else { return false }
+        return bytes.baseAddress == inbound.data.baseAddress && bytes.count == inbound.data.count
+    }
+
     /// Calls `body` with a checked message's data, metadata and buffers.
+    /// Inlined: as a call, the session, comm and library its caller's
+    /// closure captures were retained and released around it on every send.
     @inline(__always)
     private func withOutgoing(_ message: UnsafePointer<commhost_message>?,
                               _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status) -> commhost_status {

@@ -1,12 +1,11 @@
 import Glibc
 
-/// Per-thread state for the plugin callback running on this thread: which
-/// library is being called (for `log`), the error text it set with
-/// `set_error`, and what a pipelined comm_msg to a worker needs. One object per thread, made on first use, so entering a
-/// callback costs a `pthread_getspecific` and two stores.
+/// Per-thread state for the plugin callback running on this thread: the
+/// error text it set with `set_error`, and what a pipelined comm_msg to a
+/// worker needs. (Which library calls a host function comes from its
+/// table's `host_data`, not from here.) One object per thread, made on
+/// first use, so entering a callback costs a `pthread_getspecific` and a store.
 final class CallContext {
-    /// The library whose callback is running, or nil outside callbacks.
-    var library: PluginLibrary?
     /// Text from `set_error` during the current callback.
     var errorText: String?
     /// Offered by a session to the comm_msg call it is making, for a proxy

@@ -137,7 +137,17 @@ enum HostAPI {
     @inline(__always)
     private static func withComm(_ host: UnsafePointer<commhost_host>?, _ comm: OpaquePointer?, _ function: String,
                                  _ body: (PluginLibrary, CommHandle) -> commhost_status) -> commhost_status {
-        guard let library = library(host) else { return COMMHOST_EINVAL }
+        // The table holds its library for the life of the process, so the call borrows it
+        // (no retain and release on every send).
+        guard let data = host?.pointee.host_data else { return COMMHOST_EINVAL }
+        return Unmanaged<PluginLibrary>.fromOpaque(data)._withUnsafeGuaranteedRef { library in
+            withComm(library, comm, function, body)
+        }
+    }
+
+    @inline(__always)
+    private static func withComm(_ library: PluginLibrary, _ comm: OpaquePointer?, _ function: String,
+                                 _ body: (PluginLibrary, CommHandle) -> commhost_status) -> commhost_status {
         guard !library.isRetired else { return COMMHOST_ECLOSED }
         switch CommHandle.table.lookup(token(comm)) {
         case .live(let object): return body(library, object)

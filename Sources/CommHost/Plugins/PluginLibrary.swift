@@ -291,8 +291,6 @@ public final class PluginLibrary: @unchecked Sendable {
     @inline(__always)
     private func callUnchecked(_ body: () -> commhost_status) throws(PluginCallError) {
         let context = CallContext.current
-        let outer = context.library
-        context.library = self
         context.errorText = nil
         let status: commhost_status
         if concurrent {
@@ -307,7 +305,6 @@ public final class PluginLibrary: @unchecked Sendable {
             status = body()
             gate.unlock()
         }
-        context.library = outer
         if status != COMMHOST_OK {
             let text = context.errorText
             context.errorText = nil

@@ -36,7 +36,10 @@ public struct FrameEncoder: Sendable {
     public let dialect: Dialect
     /// Prefix of outbound message ids, already escaped for a JSON string.
     private let idPrefix: [UInt8]
-    private var counter: UInt64 = 0
+    /// `{"msg_type":"comm_msg","header":{"msg_id":"` and the id prefix and `-`: the start of
+    /// every `jupyter` comm_msg, written as one piece.
+    private let commMsgHead: [UInt8]
+    private var counter = DecimalCounter()
 
     /// An encoder with a random message-id prefix.
     public init(dialect: Dialect) {
@@ -61,10 +64,11 @@ public struct FrameEncoder: Sendable {
     private init(dialect: Dialect, idPrefix: [UInt8]) {
         self.dialect = dialect
         self.idPrefix = idPrefix
+        commMsgHead = Array("{\"msg_type\":\"comm_msg\",\"header\":{\"msg_id\":\"".utf8) + idPrefix + [UInt8(ascii: "-")]
     }
 
     /// Number of frames written so far in the `jupyter` form (each took one message id).
-    public var messageIDsIssued: UInt64 { counter }
+    public var messageIDsIssued: UInt64 { counter.value }
 
     // MARK: Comm frames
 
@@ -80,13 +84,22 @@ public struct FrameEncoder: Sendable {
              metadata: metadata, buffers: buffers, parent: parent)
     }
 
-    /// Appends a `comm_msg` for `commID`.
+    /// Appends a `comm_msg` for `commID`. `dataIsOneLine` says the caller knows `data` holds
+    /// no `\n` or `\r` (it comes from a frame the parser found none in), so it is copied as is.
     public mutating func commMsg(into out: inout [UInt8], commID: String,
                                  data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer,
                                  buffers: [UnsafeRawBufferPointer],
-                                 parent: UnsafeRawBufferPointer?) {
-        comm(.msg, into: &out, commID: commID, targetName: "", data: data,
-             metadata: metadata, buffers: buffers, parent: parent)
+                                 parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool = false) {
+        guard dialect == .jupyter, buffers.isEmpty else {
+            comm(.msg, into: &out, commID: commID, targetName: "", data: data,
+                 metadata: metadata, buffers: buffers, parent: parent)
+            return
+        }
+        var id = commID
+        id.withUTF8 {
+            jupyterCommMsg(into: &out, commID: UnsafeRawBufferPointer($0), data: data, metadata: metadata, parent: parent,
+                           dataIsOneLine: dataIsOneLine)
+        }
     }
 
     /// Appends a `comm_close` for `commID`.
@@ -210,6 +223,32 @@ public struct FrameEncoder: Sendable {
         }
     }
 
+    /// A `jupyter` comm_msg without buffers (the usual reply), the same bytes as
+    /// ``jupyterComm(_:_:commID:targetName:data:metadata:buffers:parent:)`` writes, with the
+    /// fixed text in as few pieces as it allows.
+    private mutating func jupyterCommMsg(into out: inout [UInt8], commID: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+                                         metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool) {
+        let bound = fixedBound(parent) + data.count + metadata.count + JSONWriter.escapedBound(commID.count, times: 1)
+        counter.increment()
+        JSONWriter.append(to: &out, reserving: bound) { w in
+            w.bytes(commMsgHead)
+            counter.write(&w)
+            if let parent {
+                w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", .plain)
+                w.json(parent, .plain)
+                w.structure("},\"metadata\":", .plain)
+            } else {
+                w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", .plain)
+            }
+            w.object(metadata, .plain)
+            w.structure(",\"content\":{\"comm_id\":\"", .plain)
+            w.escape(commID, times: 1)
+            w.structure("\",\"data\":", .plain)
+            w.object(data, .plain, oneLine: dataIsOneLine)
+            w.structure("},\"buffers\":[]}\n", .plain)
+        }
+    }
+
     private mutating func jupyterComm(_ kind: CommKind, _ w: inout JSONWriter, commID: UnsafeRawBufferPointer,
                                       targetName: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
                                       metadata: UnsafeRawBufferPointer, buffers: [UnsafeRawBufferPointer],
@@ -301,10 +340,10 @@ public struct FrameEncoder: Sendable {
     private mutating func finishJupyterHead(_ type: UnsafeRawBufferPointer, _ w: inout JSONWriter,
                                             metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?,
                                             escapeType: Bool = false) {
-        counter &+= 1
+        counter.increment()
         w.bytes(idPrefix)
         w.byte(UInt8(ascii: "-"))
-        w.integer(counter)
+        counter.write(&w)
         w.structure("\",\"msg_type\":\"", .plain)
         if escapeType { w.escape(type, times: 1) } else { w.bytes(type) }
         if let parent {
@@ -316,5 +355,41 @@ public struct FrameEncoder: Sendable {
         }
         w.object(metadata, .plain)
         w.structure(",\"content\":", .plain)
+    }
+}
+
+/// The message-id counter as a number and as its decimal text, which is incremented in place
+/// (usually one digit changes) instead of converted anew for every frame.
+private struct DecimalCounter {
+    /// Frames counted so far.
+    private(set) var value: UInt64 = 0
+    /// The ASCII digits of `value`, right-aligned in 24 bytes (a UInt64 has at most 20).
+    private var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    private var length = 0
+
+    mutating func increment() {
+        value &+= 1
+        let start = 24 &- length
+        let grew = withUnsafeMutableBytes(of: &text) { digits -> Bool in
+            var i = 23
+            while i >= start {
+                if digits[i] != UInt8(ascii: "9") {
+                    digits[i] &+= 1
+                    return false
+                }
+                digits[i] = UInt8(ascii: "0")
+                i &-= 1
+            }
+            digits[i] = UInt8(ascii: "1")
+            return true
+        }
+        if grew { length &+= 1 }
+    }
+
+    /// Writes the digits.
+    func write(_ w: inout JSONWriter) {
+        withUnsafeBytes(of: text) { digits in
+            w.bytes(UnsafeRawBufferPointer(start: digits.baseAddress! + (24 &- length), count: length))
+        }
     }
 }

@@ -51,6 +51,7 @@ public struct FrameParser: Sendable {
         let kind = try scan.messageKind(dialect: dialect)
         var result = ScannedFrame(kind: kind, buffers: scan.buffers, msgIDToken: scan.headerMsgID?.token.range)
         result.metadata = scan.metadata
+        result.hasLineBreak = scan.s.sawLineBreak
         switch kind {
         case .commOpen, .commMsg, .commClose:
             result.commID = scan.commID!.token
@@ -346,7 +347,7 @@ private struct FrameScan {
 
     /// The message the frame carries, once every field that message needs is known to be there
     /// with the right type (so the caller may unwrap them).
-    func messageKind(dialect: Dialect) throws(WireError) -> InboundKind {
+    mutating func messageKind(dialect: Dialect) throws(WireError) -> InboundKind {
         if let firstProblem { throw firstProblem }
 
         let typeMember: Member
@@ -396,7 +397,7 @@ private struct FrameScan {
     }
 
     /// `comm_open`, `comm_msg` or `comm_close`: checks the content fields that kind needs.
-    func checkCommFields(_ kind: InboundKind, typeName: String) throws(WireError) {
+    mutating func checkCommFields(_ kind: InboundKind, typeName: String) throws(WireError) {
         guard hasContent else {
             throw WireError(.invalidFrame, "content: missing; \(typeName) needs content with comm_id")
         }

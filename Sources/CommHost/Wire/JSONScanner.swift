@@ -16,6 +16,9 @@ struct JSONScanner {
     let maxDepth: Int
     /// Offset of the next byte to look at.
     var pos: Int = 0
+    /// Whether a `\n` or `\r` was stepped over (only whitespace between tokens can hold one in
+    /// valid JSON: strings may not), so text that passed has none when this is false.
+    private(set) var sawLineBreak = false
 
     init(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) {
         if let address = bytes.baseAddress {
@@ -47,7 +50,12 @@ struct JSONScanner {
         var p = pos
         while p < count {
             let b = base[p]
-            guard b <= 0x20, b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 else { break }
+            guard b <= 0x20 else { break }
+            if b == 0x0A || b == 0x0D {
+                sawLineBreak = true
+            } else if b != 0x20 && b != 0x09 {
+                break
+            }
             p &+= 1
         }
         pos = p

@@ -11,6 +11,8 @@ public enum JSONValidator {
     /// limit, `InvalidFrame` (`expected a JSON object, got array`) for valid JSON of another
     /// type. Byte offsets in messages are 0-based offsets into `bytes`.
     public static func validateObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(WireError) {
+        // `{}`, what a plugin sends as empty metadata or data, needs no scanner.
+        if bytes.count == 2, maxDepth >= 1, bytes.loadUnaligned(as: UInt16.self) == UInt16(littleEndian: 0x7D7B) { return }
         var scanner = JSONScanner(bytes, maxDepth: maxDepth)
         scanner.skipWhitespace()
         let kind = scanner.currentKind

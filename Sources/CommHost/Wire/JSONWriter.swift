@@ -66,12 +66,12 @@ struct JSONWriter {
         JSONWriter.copy(from: source, to: reserve(raw.count), count: raw.count)
     }
 
-    /// Copies `n` bytes; runs of up to 32 bytes (most of a frame's pieces) without a call into
+    /// Copies `n` bytes; runs of up to 64 bytes (most of a frame's pieces) without a call into
     /// libc, and never reading outside `[source, source + n)`.
     @inline(__always)
     private static func copy(from source: UnsafeRawPointer, to target: UnsafeMutablePointer<UInt8>, count n: Int) {
         let to = UnsafeMutableRawPointer(target)
-        if n >= 8 && n <= 32 {
+        if n >= 8 && n <= 64 {
             var i = 0
             while i &+ 8 < n {
                 to.storeBytes(of: source.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
@@ -121,18 +121,45 @@ struct JSONWriter {
             return
         }
         guard let source = text.baseAddress, text.count > 0 else { return }
-        let at = reserve(text.count)
-        at.update(from: source.assumingMemoryBound(to: UInt8.self), count: text.count)
-        if JSONWriter.containsLineBreak(at, text.count) {
-            for i in 0..<text.count where at[i] == 0x0A || at[i] == 0x0D { at[i] = 0x20 }
+        let n = text.count
+        let at = reserve(n)
+        let to = UnsafeMutableRawPointer(at)
+        // Copied and checked for line breaks in one pass, a word at a time; the last word
+        // overlaps the one before it rather than going byte by byte.
+        var found: UInt64 = 0
+        if n >= 8 {
+            var i = 0
+            while i &+ 8 < n {
+                let w = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                to.storeBytes(of: w, toByteOffset: i, as: UInt64.self)
+                found |= JSONWriter.lineBreakMask(w)
+                i &+= 8
+            }
+            let w = source.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            to.storeBytes(of: w, toByteOffset: n &- 8, as: UInt64.self)
+            found |= JSONWriter.lineBreakMask(w)
+        } else {
+            var i = 0
+            while i < n {
+                let b = source.load(fromByteOffset: i, as: UInt8.self)
+                at[i] = b
+                if b == 0x0A || b == 0x0D { found = 1 }
+                i &+= 1
+            }
+        }
+        if found != 0 {
+            for i in 0..<n where at[i] == 0x0A || at[i] == 0x0D { at[i] = 0x20 }
         }
     }
 
-    /// `{}` if `text` is empty, else ``json(_:_:)``.
+    /// `{}` if `text` is empty, else ``json(_:_:)``; with `oneLine` (at the plain level) the
+    /// caller knows `text` holds no line break, and it is copied without a look for one.
     @inline(__always)
-    mutating func object(_ text: UnsafeRawBufferPointer, _ level: Level) {
+    mutating func object(_ text: UnsafeRawBufferPointer, _ level: Level, oneLine: Bool = false) {
         if text.isEmpty {
             structure("{}", level)
+        } else if oneLine && level == .plain {
+            bytes(text)
         } else {
             json(text, level)
         }
@@ -257,23 +284,13 @@ struct JSONWriter {
         return o &+ length
     }
 
-    /// Whether any of `n` bytes at `p` is `\n` or `\r`, 8 bytes at a time.
+    /// Nonzero exactly when one of the 8 bytes of `w` is `\n` or `\r`.
     @inline(__always)
-    private static func containsLineBreak(_ p: UnsafeMutablePointer<UInt8>, _ n: Int) -> Bool {
+    private static func lineBreakMask(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
-        var i = 0
-        while i &+ 8 <= n {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            let lf = w ^ (ones &* 0x0A)
-            let cr = w ^ (ones &* 0x0D)
-            if ((lf &- ones) & ~lf | (cr &- ones) & ~cr) & (ones &* 0x80) != 0 { return true }
-            i &+= 8
-        }
-        while i < n {
-            if p[i] == 0x0A || p[i] == 0x0D { return true }
-            i &+= 1
-        }
-        return false
+        let lf = w ^ (ones &* 0x0A)
+        let cr = w ^ (ones &* 0x0D)
+        return ((lf &- ones) & ~lf | (cr &- ones) & ~cr) & (ones &* 0x80)
     }
 
     @inline(__always)

@@ -20,6 +20,9 @@ struct ScannedFrame {
     var buffers: BufferList
     /// The raw JSON string token of `header.msg_id`, quotes included.
     var msgIDToken: ByteRange?
+    /// Whether the frame holds a `\n` or `\r` (whitespace between tokens); when false, its
+    /// `data` and `metadata` can be written into a frame as they are, with no look for one.
+    var hasLineBreak = false
 
     /// Calls `body` with the UTF-8 bytes of the comm id (escapes decoded; empty when there is none).
     func withCommID<R>(in frame: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
