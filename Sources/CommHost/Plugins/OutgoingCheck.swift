@@ -24,16 +24,12 @@ struct OutgoingCheck: Sendable {
         guard let m = message.map(ABIStruct.message) else { return size > maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
         guard m.struct_size >= ABIStruct.messageSize1_0 else { return COMMHOST_EINVAL }
         size += m.data.len + m.metadata.len
-        for slice in [m.data, m.metadata] where slice.len > 0 {
-            guard let ptr = slice.ptr else { return COMMHOST_EINVAL }
-            if isValidatedInbound(ptr, slice.len) { continue }
-            do {
-                try JSONValidator.validateObject(UnsafeRawBufferPointer(start: ptr, count: slice.len), maxDepth: maxDepth)
-            } catch {
-                CallContext.current.errorText = "\(error)"
-                return COMMHOST_EJSON
-            }
-        }
+        // Each slice on its own, not a loop over `[m.data, m.metadata]`: that
+        // array was allocated on every send once this check left Session.
+        let dataStatus = checkJSON(m.data, isValidatedInbound)
+        guard dataStatus == COMMHOST_OK else { return dataStatus }
+        let metadataStatus = checkJSON(m.metadata, isValidatedInbound)
+        guard metadataStatus == COMMHOST_OK else { return metadataStatus }
         if m.buffer_count > 0 {
             guard let list = m.buffers else { return COMMHOST_EINVAL }
             for i in 0..<m.buffer_count {
@@ -42,6 +38,24 @@ struct OutgoingCheck: Sendable {
             }
         }
         return size > maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK
+    }
+
+    /// Checks one of a message's JSON slices: empty, or readable and a JSON
+    /// object (unless `isValidatedInbound` says the parser already checked
+    /// these very bytes). The reason for `COMMHOST_EJSON` goes to the
+    /// thread's error text.
+    @inline(__always)
+    private func checkJSON(_ slice: commhost_str, _ isValidatedInbound: (UnsafePointer<CChar>, Int) -> Bool) -> commhost_status {
+        guard slice.len > 0 else { return COMMHOST_OK }
+        guard let ptr = slice.ptr else { return COMMHOST_EINVAL }
+        if isValidatedInbound(ptr, slice.len) { return COMMHOST_OK }
+        do {
+            try JSONValidator.validateObject(UnsafeRawBufferPointer(start: ptr, count: slice.len), maxDepth: maxDepth)
+        } catch {
+            CallContext.current.errorText = "\(error)"
+            return COMMHOST_EJSON
+        }
+        return COMMHOST_OK
     }
 
     /// Calls `body` with a checked message's data, metadata and buffers.
