@@ -111,19 +111,6 @@ enum WorkerCodec {
         return use(id, during, comm, payload)
     }
 
-    /// Decodes a `reply` (checked as `decode` checks it) without building a
-    /// message: the error text is made only when there is one; the bytes
-    /// borrow `body`. Nil when the body is any other frame.
-    static func decodeReply(_ body: UnsafeRawBufferPointer) throws(Malformed)
-        -> (id: UInt64, status: Int32, error: String?, value: UInt64, bytes: UnsafeRawBufferPointer)? {
-        guard body.first == Kind.reply.rawValue else { return nil }
-        var r = Reader(body)
-        _ = try r.u8()
-        let id = try r.u64(), reply = try r.reply()
-        guard r.isAtEnd else { throw Malformed(description: "\(r.remaining) bytes left over after a reply frame") }
-        return (id, reply.status, reply.error, reply.value, reply.bytes)
-    }
-
     /// The id of a `reply` that ends its call `COMMHOST_OK` with no error
     /// text, no value and no bytes (what a pipelined comm_msg's reply
     /// usually is), checked as `decode` checks it, without building

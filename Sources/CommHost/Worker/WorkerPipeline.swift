@@ -137,17 +137,13 @@ final class WorkerPipeline: @unchecked Sendable {
         lock.withLock { position(of: id).flatMap { ring[slot($0)].call?.takeUnretainedValue() } }
     }
 
-    /// Removes the request `id` (answered), waking whoever waits for room.
-    /// Usually the oldest: the worker answers in the order requests reach
-    /// it, which differs from the order they were added only when another
-    /// thread's were held back meanwhile.
-    func take(_ id: UInt64) -> Entry? {
-        lock.withLock { takeSlot(id)?.taken() }
-    }
-
-    /// `take`, for the reader: only the call (an `Entry?` dropped by its
-    /// caller cost a generic value-witness call).
-    func takeCall(_ id: UInt64) -> PipelinedCall? {
+    /// Removes the request `id` (answered), waking whoever waits for room,
+    /// and returns its call (only the call: an `Entry?` dropped by its
+    /// caller cost a generic value-witness call). Usually the oldest: the
+    /// worker answers in the order requests reach it, which differs from the
+    /// order they were added only when another thread's were held back
+    /// meanwhile.
+    func take(_ id: UInt64) -> PipelinedCall? {
         lock.withLock { takeSlot(id)?.call?.takeRetainedValue() }
     }
 

@@ -319,7 +319,7 @@ final class WorkerProcess: @unchecked Sendable {
                 // So are the replies that end pipelined calls OK (ids are never
                 // reused, so the pipeline and the waiting requests never share
                 // one); any other reply is read by `handleFrame`.
-                if let id = try WorkerCodec.decodeOKReply(body), let call = pipeline.takeCall(id) {
+                if let id = try WorkerCodec.decodeOKReply(body), let call = pipeline.take(id) {
                     call.finished(status: COMMHOST_OK, errorText: nil)
                     continue
                 }
@@ -360,7 +360,7 @@ final class WorkerProcess: @unchecked Sendable {
         }
         switch frame.message {
         case .reply(let status, let error, _, _):
-            if let call = pipeline.takeCall(frame.id) {
+            if let call = pipeline.take(frame.id) {
                 // A pipelined call's that failed (or said more than OK).
                 call.finished(status: status, errorText: status == COMMHOST_OK ? nil : error)
             } else if let waiter = state.withLock({ $0.waiting[frame.id] }) {
