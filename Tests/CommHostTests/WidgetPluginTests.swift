@@ -175,8 +175,17 @@ final class WidgetPluginTests: XCTestCase {
         XCTAssertEqual(Set(refusal.map { $0["type"] as? String ?? $0.msgType ?? "" }), ["shinywidgets_comm_close", "error"])
         XCTAssertTrue(refusal.contains { ($0.content["evalue"] as? String)?.contains("a client may not open") == true })
         try host.sync()
-        let logged = host.stderrLines.compactMap { $0["error"] as? String }
-        for message in cases.map(\.2) + ["a client may not open"] {
+        // The log reaches stderr, which another thread than the frames' collects:
+        // wait (at most 10 s) until every line has arrived, then check each.
+        let expected = cases.map(\.2) + ["a client may not open"]
+        var logged: [String] = []
+        let deadline = Date(timeIntervalSinceNow: 10)
+        repeat {
+            logged = host.stderrLines.compactMap { $0["error"] as? String }
+            if expected.allSatisfy({ message in logged.contains { $0.contains(message) } }) { break }
+            usleep(10_000)
+        } while Date() < deadline
+        for message in expected {
             XCTAssertTrue(logged.contains { $0.contains(message) }, "the host logged \"\(message)\": \(logged)")
         }
 
