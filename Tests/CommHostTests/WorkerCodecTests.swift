@@ -184,12 +184,12 @@ final class WorkerCodecTests: XCTestCase {
             XCTAssertEqual(decoded.payload.buffers.map { Array(UnsafeBufferPointer(start: $0.ptr, count: $0.len)) }, Self.payload.buffers)
             // Borrowed: the data lies in the frame's own bytes.
             XCTAssertTrue(decoded.payload.data.baseAddress! >= raw.baseAddress! && decoded.payload.data.baseAddress! < raw.baseAddress! + raw.count)
-            XCTAssertNil(try WorkerCodec.decodePipelinedSend(raw), "a message request is not a pipelined send")
+            XCTAssertNil(try WorkerCodec.withPipelinedSend(raw) { (id: $0, during: $1, comm: $2, payload: $3) }, "a message request is not a pipelined send")
         }
         for payload in [Self.payload, nil] {
             let send = body(WorkerCodec.encode(.hostCall(during: 41, call: .pipelinedSend(comm: 9, message: payload)), id: 7))
             try send.withUnsafeBytes { raw in
-                let decoded = try XCTUnwrap(try WorkerCodec.decodePipelinedSend(raw))
+                let decoded = try XCTUnwrap(try WorkerCodec.withPipelinedSend(raw) { (id: $0, during: $1, comm: $2, payload: $3) })
                 XCTAssertEqual([decoded.id, decoded.during, decoded.comm], [7, 41, 9])
                 XCTAssertEqual(decoded.payload.map { Array($0.data) }, payload?.data)
             }
@@ -211,7 +211,7 @@ final class WorkerCodecTests: XCTestCase {
         broken[19] = 0x28
         XCTAssertThrowsError(try broken.withUnsafeBytes { try WorkerCodec.decode($0) })
         let other = body(WorkerCodec.encode(.hostCall(during: 41, call: .send(comm: 9, message: Self.payload)), id: 7))
-        XCTAssertNil(try other.withUnsafeBytes { try WorkerCodec.decodePipelinedSend($0) }, "an answered send is not a pipelined send")
+        XCTAssertNil(try other.withUnsafeBytes { try WorkerCodec.withPipelinedSend($0) { (id: $0, during: $1, comm: $2, payload: $3) } }, "an answered send is not a pipelined send")
         // Every truncation, and a byte too many, is refused with a reason.
         for frame in [request, body(WorkerCodec.encode(.hostCall(during: 1, call: .pipelinedSend(comm: 9, message: Self.payload)), id: 2))] {
             for cut in [frame.count + 1] + Array(18..<frame.count) {
@@ -221,7 +221,7 @@ final class WorkerCodecTests: XCTestCase {
                         if raw.first == WorkerCodec.Kind.message.rawValue {
                             _ = try WorkerCodec.decodeMessageRequest(raw)
                         } else {
-                            _ = try WorkerCodec.decodePipelinedSend(raw)
+                            _ = try WorkerCodec.withPipelinedSend(raw) { (id: $0, during: $1, comm: $2, payload: $3) }
                         }
                         XCTFail("\(bytes.count) of \(frame.count) bytes decoded")
                     } catch {

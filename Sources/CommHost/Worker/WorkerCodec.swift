@@ -87,15 +87,10 @@ enum WorkerCodec {
     }
 
     /// Decodes a `hostCall` carrying a `pipelinedSend` without copying (the
-    /// payload borrows `body`); nil when the body is any other frame.
-    static func decodePipelinedSend(_ body: UnsafeRawBufferPointer) throws(Malformed)
-        -> (id: UInt64, during: UInt64, comm: UInt64, payload: PayloadView?)? {
-        try withPipelinedSend(body) { ($0, $1, $2, $3) }
-    }
-
-    /// `decodePipelinedSend`, handing the fields to `use` rather than
-    /// returning them: the reader's hot path (a returned optional tuple
-    /// holding the payload was dropped through a generic value-witness call).
+    /// payload borrows `body`) and hands its fields to `use`; nil (`use` not
+    /// called) when the body is any other frame. The fields are handed on
+    /// rather than returned: on the reader's hot path a returned optional
+    /// tuple holding the payload was dropped through a generic value-witness call.
     @inline(__always)
     static func withPipelinedSend<R>(_ body: UnsafeRawBufferPointer,
                                      _ use: (_ id: UInt64, _ during: UInt64, _ comm: UInt64, _ payload: PayloadView?) -> R)
