@@ -36,13 +36,13 @@ final class SocketServerTests: XCTestCase {
         let host = try SocketHost(self)
         XCTAssertTrue(isSocket(host.socketPath))
         XCTAssertEqual(try permissions(of: host.socketPath), 0o600)
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testSocketModeOptionSetsTheSocketFilePermissions() throws {
         let host = try SocketHost(self, extraArguments: ["--socket-mode", "0660"])
         XCTAssertEqual(try permissions(of: host.socketPath), 0o660)
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testSocketModeWithoutOwnerReadWriteIsAUsageError() throws {
@@ -72,7 +72,7 @@ final class SocketServerTests: XCTestCase {
         let host = try SocketHost(self, directory: directory, manifest: manifest, socketPath: path)
         XCTAssertTrue(host.log.contains("replacing a stale socket file"), host.log)
         try assertEchoes(try host.connect(), commID: "after-stale")
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testLiveSocketIsRefusedWithAClearErrorAndTheLiveHostKeepsServing() throws {
@@ -111,7 +111,7 @@ final class SocketServerTests: XCTestCase {
         XCTAssertEqual(comms.map { Array($0.keys) }, ["e1"])
         try client.send(line: "{not json")
         XCTAssertEqual(try client.nextFrame()["msg_type"] as? String, "error")
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testTheSameCommIDInTwoSessionsNamesTwoComms() throws {
@@ -129,7 +129,7 @@ final class SocketServerTests: XCTestCase {
         try b.message("c1", ["method": "increment", "by": 1], msgID: "inc2")
         let data = (try b.nextFrame()["content"] as? [String: Any])?["data"] as? [String: Any]
         XCTAssertEqual((data?["state"] as? [String: Any])?["value"] as? Int, 102)
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testClientDisconnectClosesExactlyItsCommsWithCauseSessionEnded() throws {
@@ -148,7 +148,7 @@ final class SocketServerTests: XCTestCase {
         XCTAssertFalse(host.events.contains { $0.hasPrefix("close b1") }, "\(host.events)")
         try b.message("b1", ["do": "echo"], msgID: "still-open")
         XCTAssertEqual((try b.nextFrame()["content"] as? [String: Any])?["comm_id"] as? String, "b1")
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
         XCTAssertTrue(host.events.contains("close b1 4"), "b1 closes at shutdown (cause 4): \(host.events)")
     }
 
@@ -162,7 +162,7 @@ final class SocketServerTests: XCTestCase {
         // COMMHOST_ECLOSED is -4: the send is refused, the host goes on.
         try host.waitForEvents { $0.contains("late-send late -4") }
         try assertEchoes(b, commID: "after-late-send")
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testPluginThreadSendsGoOutInOrderOnTheirSession() throws {
@@ -177,7 +177,7 @@ final class SocketServerTests: XCTestCase {
             seen.append((content?["data"] as? [String: Any])?["t"] as? Int ?? -1)
         }
         XCTAssertEqual(seen, [1, 2, 3])
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     // MARK: Backpressure
@@ -210,7 +210,7 @@ final class SocketServerTests: XCTestCase {
             return false
         })
         try assertEchoes(try XCTUnwrap(served), commID: "d1")
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testClientThatNeverReadsIsDisconnectedAtTheBoundWhileOtherSessionsKeepGoing() throws {
@@ -240,7 +240,7 @@ final class SocketServerTests: XCTestCase {
         // The other session is untouched, and the flooding one is gone.
         try assertEchoes(steady, commID: "steady-after")
         XCTAssertTrue(socketWaitUntil(timeout: 30) { (try? steady.stats()["sessions"] as? Int) == 1 })
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testPluginFloodStopsAtTheHighWaterMarkAndResumesWhenTheClientReads() throws {
@@ -279,7 +279,7 @@ final class SocketServerTests: XCTestCase {
         XCTAssertTrue(after.contains("resumed f 0"), "\(after)")
         XCTAssertFalse(host.log.contains("outbound bound exceeded"), "the session was never ended for it: \(host.log)")
         try assertEchoes(client, commID: "after-flood")
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testTheReplyToAFrameNearTheFrameLimitFitsTheDerivedBoundEvenWhenEscapingDoublesIt() throws {
@@ -300,7 +300,7 @@ final class SocketServerTests: XCTestCase {
         let reply = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(raw)) as? [String: Any])
         XCTAssertEqual(reply["type"] as? String, "shinywidgets_comm_msg")
         XCTAssertFalse(host.log.contains("outbound bound exceeded"), host.log)
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     // MARK: Shutdown
@@ -370,7 +370,7 @@ final class SocketServerTests: XCTestCase {
         let counter = (stats["targets"] as? [String: Any])?[SocketHost.counter] as? [String: Any]
         XCTAssertEqual(counter?["opened"] as? Int, 1)
         XCTAssertEqual(counter?["messages_in"] as? Int, 0)
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testStatsCommandPrintsATableAndJSON() throws {
@@ -389,7 +389,7 @@ final class SocketServerTests: XCTestCase {
         let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
         XCTAssertEqual(object?["sessions"] as? Int, 2)
         XCTAssertNotNil((object?["targets"] as? [String: Any])?[SocketHost.counter])
-        XCTAssertEqual(host.stop(), 0)
+        XCTAssertEqual(host.stop(), 0, host.log)
     }
 
     func testStatsCommandWithoutAHostSaysWhatIsWrongAndExitsOne() throws {

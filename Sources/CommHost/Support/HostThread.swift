@@ -11,16 +11,27 @@ import Glibc
 /// business, and only the pages a thread touches count as resident.
 enum HostThread {
     /// Starts a detached thread named `name` (cut to the kernel's 15 bytes)
-    /// that runs `body` and ends. Throws the `pthread_create` error (EAGAIN
-    /// when the process or system is out of threads); `body` then never runs.
-    static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) {
-        let start = Start(name: name, body: body)
+    /// that runs `body` and ends. `afterwards` runs last on that thread, once
+    /// `body` and everything it captured are released: a waiter it wakes
+    /// knows the thread holds nothing any more (a process that exits while a
+    /// thread still holds a session ends with that session alive). Throws the
+    /// `pthread_create` error (EAGAIN when the process or system is out of
+    /// threads); neither closure then runs.
+    static func start(name: String, _ body: @escaping @Sendable () -> Void,
+                      afterwards: @escaping @Sendable () -> Void = {}) throws(Errno) {
+        let start = Start(name: name, body: body, afterwards: afterwards)
         let context = Unmanaged.passRetained(start).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { raw in
-            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-            start.nameThread()
-            start.body()
+            let afterwards: @Sendable () -> Void
+            do {
+                // Released at the end of this scope at the latest, with the body's captures.
+                let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+                start.nameThread()
+                start.body()
+                afterwards = start.afterwards
+            }
+            afterwards()
             return nil
         }, context)
         guard result == 0 else {
@@ -34,13 +45,15 @@ enum HostThread {
     private final class Start: Sendable {
         let name: String
         let body: @Sendable () -> Void
+        let afterwards: @Sendable () -> Void
 
-        init(name: String, body: @escaping @Sendable () -> Void) {
+        init(name: String, body: @escaping @Sendable () -> Void, afterwards: @escaping @Sendable () -> Void) {
             // The kernel keeps 15 bytes of a thread's name; keep whole UTF-8 characters.
             var cut = Substring(name)
             while cut.utf8.count > 15 { cut.removeLast() }
             self.name = String(cut)
             self.body = body
+            self.afterwards = afterwards
         }
 
         /// Names the calling thread (what `top -H` and /proc/PID/task/TID/comm

@@ -236,7 +236,9 @@ public final class SocketServer: Sendable {
         state.withLock { $0.connections[session.id] = connection }
         session.whenEndedEarly { connection.shutdown(.both) }
         do throws(Errno) {
-            try HostThread.start(name: "session-\(session.id)") { [self] in serveConnection(connection) }
+            // `finished` is signalled once the thread holds nothing (not even the session).
+            try HostThread.start(name: "session-\(session.id)", { [self] in serveConnection(connection) },
+                                 afterwards: { [finished = connection.finished] in finished.signal() })
         } catch {
             logger.error("cannot start a thread for a session; closing its connection",
                          [("socket", .string(path)), ("session", .int(session.id)), ("error", .string("\(error)"))])
@@ -265,7 +267,6 @@ public final class SocketServer: Sendable {
         let reason = session.earlyEndReason ?? (stopping ? "host shutting down" : "client disconnected")
         logger.info("session ended", [("session", .int(session.id)), ("reason", .string(reason))])
         state.withLock { _ = $0.connections.removeValue(forKey: session.id) }
-        connection.finished.signal()
     }
 
     private func removeSocketFile() {
@@ -283,7 +284,7 @@ public final class SocketServer: Sendable {
 private final class Connection: Sendable {
     let session: Session
     let socket: UnixSocket
-    /// Signalled once the connection's thread is done with it.
+    /// Signalled once the connection's thread has ended and holds nothing.
     let finished = DispatchSemaphore(value: 0)
     /// Guards whether the socket is still open: `shutdown` and the connection's thread race to close it.
     private let open = Locked(true)

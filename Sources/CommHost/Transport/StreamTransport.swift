@@ -30,10 +30,9 @@ public final class StreamTransport: @unchecked Sendable {
     /// writer thread could be started).
     public func run() {
         do throws(Errno) {
-            try HostThread.start(name: "writer-\(session.id)") { [self] in
-                writeLoop()
-                writerDone.signal()
-            }
+            // Signalled once the writer holds nothing (not even this transport and its session).
+            try HostThread.start(name: "writer-\(session.id)", { [self] in writeLoop() },
+                                 afterwards: { [writerDone] in writerDone.signal() })
         } catch {
             logger.error("cannot start the session's writer thread; ending session",
                          [("session", .int(session.id)), ("error", .string("\(error)"))])
