@@ -19,7 +19,9 @@ import Glibc
 /// only during the callback. The descriptor is borrowed: the reader never closes it.
 ///
 /// Use ``run(_:)`` on a thread of its own (blocking), or ``readAvailable(_:)`` from an event
-/// loop with a non-blocking descriptor. One reader is used from one thread at a time.
+/// loop with a non-blocking descriptor; or ``fill()`` (the read alone, which blocks on a
+/// blocking descriptor) then ``deliverBuffered(_:)`` (the lines it completed), to do something
+/// between the two. One reader is used from one thread at a time.
 public final class FrameReader {
     /// The descriptor read from.
     public let fileDescriptor: Int32
@@ -42,9 +44,11 @@ public final class FrameReader {
     private let capacityLimit: Int
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
-    /// Unconsumed bytes are `[start, end)` of the buffer.
+    /// Unconsumed bytes are `[start, end)` of the buffer; `[start, scanned)` holds no `\n`
+    /// (what is past `scanned` has not been looked at: a ``fill()`` not yet delivered).
     private var start = 0
     private var end = 0
+    private var scanned = 0
     /// True while discarding the rest of a too-long line; `skippedBytes` counts what went.
     private var skipping = false
     private var skippedBytes = 0
@@ -91,6 +95,16 @@ public final class FrameReader {
     /// At end of stream, delivers a last unterminated line. Throws ``FrameReaderError`` when the
     /// read fails, or what `body` throws.
     public func readAvailable(_ body: (FrameEvent) throws -> Void) throws -> ReadResult {
+        let result = try fill()
+        try deliverBuffered(body)
+        return result
+    }
+
+    /// Does one `read(2)` (retrying on `EINTR`) into the buffer, delivering nothing: on a
+    /// blocking descriptor it waits until bytes arrive or the stream ends. What it read is
+    /// handed out by the next ``deliverBuffered(_:)`` (so is a last unterminated line once it
+    /// returned `.endOfStream`). Throws ``FrameReaderError`` when the read fails.
+    public func fill() throws(FrameReaderError) -> ReadResult {
         if ended { return .endOfStream }
         makeRoom()
         var n: Int
@@ -100,29 +114,33 @@ public final class FrameReader {
         if n < 0 {
             let failure = Errno.current
             if failure == .wouldBlock { return .wouldBlock }
-            throw FrameReaderError.readFailed(fileDescriptor: fileDescriptor, errno: failure.rawValue)
+            throw .readFailed(fileDescriptor: fileDescriptor, errno: failure.rawValue)
         }
         if n == 0 {
             ended = true
-            try finishStream(body)
             return .endOfStream
         }
-        let scanFrom = end
         end += n
-        try deliverLines(scanningFrom: scanFrom, body)
         return .readSome
+    }
+
+    /// Hands `body` every line the reads so far completed and it has not been given, in stream
+    /// order; after end of stream, the last unterminated line too. Errors `body` throws stop the
+    /// delivery and are rethrown; the lines not yet delivered stay for the next call.
+    public func deliverBuffered(_ body: (FrameEvent) throws -> Void) throws {
+        try deliverLines(body)
+        if ended { try finishStream(body) }
     }
 
     // MARK: Lines
 
-    private func deliverLines(scanningFrom from: Int, _ body: (FrameEvent) throws -> Void) throws {
-        var p = from
-        while p < end, let found = memchr(buffer + p, 0x0A, end - p) {
+    private func deliverLines(_ body: (FrameEvent) throws -> Void) throws {
+        while scanned < end, let found = memchr(buffer + scanned, 0x0A, end - scanned) {
             let newline = buffer.distance(to: found)
             lineNumber += 1
             let lineStart = start
             start = newline + 1
-            p = start
+            scanned = start
             if skipping {
                 let total = skippedBytes + (newline - lineStart)
                 skipping = false
@@ -132,6 +150,7 @@ public final class FrameReader {
                 try deliver(from: lineStart, to: newline, body)
             }
         }
+        scanned = end
         let pending = end - start
         if skipping {
             skippedBytes += pending
@@ -182,11 +201,13 @@ public final class FrameReader {
         if start == end {
             start = 0
             end = 0
+            scanned = 0
         }
         guard capacity - end < chunkBytes else { return }
         if start > 0 {
             memmove(buffer, buffer + start, end - start)
             end -= start
+            scanned -= start
             start = 0
         }
         guard capacity - end < chunkBytes else { return }

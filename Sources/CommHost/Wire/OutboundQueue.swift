@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The bytes a session has issued toward its client and not yet written,
 /// and the hand-off to whoever writes them: the transport's writer thread
 /// (`takeOutputToWrite`/`finishedWriting`), or the thread that handled a run
@@ -23,7 +25,11 @@ final class OutboundQueue: @unchecked Sendable {
     /// Bytes taken from `pending` by a writer and not yet written.
     @exclusivity(unchecked) private var writingBytes = 0
     /// Set when the queue ends; no frame is appended after it.
-    @exclusivity(unchecked) private(set) var ended = false
+    @exclusivity(unchecked) private(set) var ended = false {
+        didSet { endedFlag.store(ended, ordering: .releasing) }
+    }
+    /// `ended`, readable without the lock (`isEnded`, asked after every frame a reader hands on).
+    private let endedFlag = Atomic<Bool>(false)
     /// Why the queue ended early (its owner's bound exceeded), if it did.
     private var endReason: String?
     private var onEarlyEnd: (@Sendable () -> Void)?
@@ -84,7 +90,7 @@ final class OutboundQueue: @unchecked Sendable {
     }
 
     /// True once the queue has ended.
-    var isEnded: Bool { withLock { ended } }
+    var isEnded: Bool { endedFlag.load(ordering: .acquiring) }
 
     /// Why the queue ended early, if it did.
     var earlyEndReason: String? { withLock { endReason } }
