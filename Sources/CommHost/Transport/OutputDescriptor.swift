@@ -11,7 +11,10 @@ import Synchronization
 ///   pipes): one system call, where `poll(POLLOUT)` and then `write` were
 ///   two. The descriptor's own flags are left alone: stdout's file
 ///   description may be shared with other processes, which `O_NONBLOCK`
-///   would change.
+///   would change. A reader hands it at most the pipe's capacity
+///   (`F_GETPIPE_SZ`): more could not go without waiting, so it goes to the
+///   writer thread whole, which copies it into the pipe while the reader
+///   goes on with the next frames.
 /// - Anything else (a file, a terminal), or a pipe whose kernel refuses
 ///   `RWF_NOWAIT`: `poll(POLLOUT)`, then at most `PIPE_BUF` bytes, which the
 ///   space `poll` promises always takes.
@@ -19,6 +22,10 @@ final class OutputDescriptor: Sendable {
     /// The descriptor; borrowed, never closed here.
     let rawValue: Int32
     private let kind: Kind
+    /// The most a reader hands `writeWithoutBlocking` at once (more goes to
+    /// the writer thread): 256 KiB for a socket, which takes what fits; a
+    /// pipe's capacity; `PIPE_BUF` for a file or terminal.
+    let directLimit: Int
     /// Cleared the first time a pipe refuses `RWF_NOWAIT` (a kernel older than
     /// the flag on pipes), so later writes go straight to `poll` and `write`.
     private let noWaitWorks: Atomic<Bool>
@@ -34,12 +41,12 @@ final class OutputDescriptor: Sendable {
         let type = fstat(rawValue, &info) == 0 ? info.st_mode & S_IFMT : 0
         kind = type == S_IFSOCK ? .socket : type == S_IFIFO && Self.pwritev2 != nil ? .pipe : .other
         noWaitWorks = Atomic(kind == .pipe)
+        switch kind {
+        case .socket: directLimit = 1 << 18
+        case .pipe: directLimit = max(Int(PIPE_BUF), Int(fcntl(rawValue, Self.getPipeSize)))
+        case .other: directLimit = Int(PIPE_BUF)
+        }
     }
-
-    /// The most a reader hands `writeWithoutBlocking` at once: a socket or a
-    /// pipe takes what fits and leaves the rest to the writer thread; a file
-    /// or terminal only what `PIPE_BUF` promises.
-    var directLimit: Int { kind == .other ? Int(PIPE_BUF) : 1 << 18 }
 
     /// Writes what fits now without blocking; returns the bytes written (0
     /// when nothing fits), or -1 on error (the writer thread then meets the
@@ -82,6 +89,9 @@ final class OutputDescriptor: Sendable {
             if Errno.current != .interrupted { return -1 }
         }
     }
+
+    /// `F_GETPIPE_SZ` (linux/fcntl.h): a pipe's capacity in bytes.
+    private static let getPipeSize: Int32 = 1032
 
     /// `RWF_NOWAIT` (linux/fs.h): fail with `EAGAIN` rather than wait.
     private static let noWait: Int32 = 0x8

@@ -28,7 +28,7 @@ public final class FrameReader {
     /// Longest line delivered, in bytes, without its line ending.
     public let maxFrameBytes: Int
     /// Number of the last line seen (0 before the first).
-    public private(set) var lineNumber = 0
+    @exclusivity(unchecked) public private(set) var lineNumber = 0
 
     /// What one ``readAvailable(_:)`` call found.
     public enum ReadResult: Equatable, Sendable {
@@ -40,19 +40,22 @@ public final class FrameReader {
         case endOfStream
     }
 
+    // One thread at a time uses a reader (see above), so the state below skips Swift's run-time
+    // exclusivity check (`@exclusivity(unchecked)`: a `swift_beginAccess`, about 75
+    // instructions, on every read).
     private let chunkBytes: Int
     private let capacityLimit: Int
-    private var buffer: UnsafeMutableRawPointer
-    private var capacity: Int
+    @exclusivity(unchecked) private var buffer: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var capacity: Int
     /// Unconsumed bytes are `[start, end)` of the buffer; `[start, scanned)` holds no `\n`
     /// (what is past `scanned` has not been looked at: a ``fill()`` not yet delivered).
-    private var start = 0
-    private var end = 0
-    private var scanned = 0
+    @exclusivity(unchecked) private var start = 0
+    @exclusivity(unchecked) private var end = 0
+    @exclusivity(unchecked) private var scanned = 0
     /// True while discarding the rest of a too-long line; `skippedBytes` counts what went.
-    private var skipping = false
-    private var skippedBytes = 0
-    private var ended = false
+    @exclusivity(unchecked) private var skipping = false
+    @exclusivity(unchecked) private var skippedBytes = 0
+    @exclusivity(unchecked) private var ended = false
 
     /// A reader over `fileDescriptor`, reading at least `readChunkBytes` at a time (both sizes
     /// are raised to at least 1).
