@@ -141,4 +141,53 @@ final class WireFrameReaderTests: XCTestCase {
         })
         XCTAssertEqual(count, 2)
     }
+
+    func testFillReadsWithoutDeliveringAndDeliverBufferedHandsOutWhatItCompleted() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        let reader = FrameReader(fileDescriptor: fds[0])
+        var lines: [Seen] = []
+        let collect: (FrameEvent) -> Void = { event in
+            if case let .line(bytes, number) = event { lines.append(.line(String(decoding: bytes, as: UTF8.self), number)) }
+        }
+        _ = "one\ntw".withCString { write(fds[1], $0, 6) }
+        XCTAssertEqual(try reader.fill(), .readSome)
+        XCTAssertEqual(lines, [], "fill delivers nothing")
+        try reader.deliverBuffered(collect)
+        XCTAssertEqual(lines, [.line("one", 1)])
+        _ = "o\nthree".withCString { write(fds[1], $0, 7) }
+        close(fds[1])
+        XCTAssertEqual(try reader.fill(), .readSome)
+        XCTAssertEqual(try reader.fill(), .endOfStream)
+        XCTAssertEqual(lines, [.line("one", 1)], "fill delivers nothing, not even at the end")
+        try reader.deliverBuffered(collect)
+        XCTAssertEqual(lines, [.line("one", 1), .line("two", 2), .line("three", 3)])
+        try reader.deliverBuffered(collect)
+        XCTAssertEqual(try reader.fill(), .endOfStream)
+        XCTAssertEqual(lines.count, 3, "the last line is delivered once")
+    }
+
+    func testLinesLeftByAThrowingCallbackAreDeliveredByTheNextCall() throws {
+        struct Stop: Error {}
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        _ = "a\nb\nc\n".withCString { write(fds[1], $0, 6) }
+        let reader = FrameReader(fileDescriptor: fds[0])
+        var lines: [String] = []
+        XCTAssertEqual(try reader.fill(), .readSome)
+        XCTAssertThrowsError(try reader.deliverBuffered { event in
+            if case let .line(bytes, _) = event { lines.append(String(decoding: bytes, as: UTF8.self)) }
+            if lines.count == 1 { throw Stop() }
+        })
+        XCTAssertEqual(lines, ["a"])
+        _ = "d\n".withCString { write(fds[1], $0, 2) }
+        close(fds[1])
+        XCTAssertEqual(try reader.readAvailable { event in
+            if case let .line(bytes, _) = event { lines.append(String(decoding: bytes, as: UTF8.self)) }
+        }, .readSome)
+        XCTAssertEqual(lines, ["a", "b", "c", "d"], "b and c, read before the throw, come before d")
+        XCTAssertEqual(reader.lineNumber, 4)
+    }
 }

@@ -46,8 +46,9 @@ public final class Session: @unchecked Sendable {
     @exclusivity(unchecked) private var encoder: FrameEncoder
     /// Set when the session begins to end: host open and scheduling refuse from then on.
     @exclusivity(unchecked) private var ending = false
-    /// Libraries that got `COMMHOST_EAGAIN` and wait for session_writable.
-    private var blocked: [PluginLibrary] = []
+    /// Libraries that got `COMMHOST_EAGAIN` and wait for session_writable
+    /// (looked at after every write, so unchecked as well).
+    @exclusivity(unchecked) private var blocked: [PluginLibrary] = []
     /// A `.writable` job is queued and has not run yet.
     private var writableQueued = false
     /// Checks what plugins hand the host against this session's limits.

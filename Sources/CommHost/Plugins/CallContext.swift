@@ -22,9 +22,11 @@ final class CallContext {
     /// Above 0 while this thread handles a run of frames (`Session.handleBatch`):
     /// requests pipelined to workers meanwhile are held back and written
     /// together when the run ends (or before this thread waits for a worker).
-    var batchDepth = 0
+    /// Only its own thread touches a context, so this and `held` skip Swift's
+    /// run-time exclusivity check (a `swift_beginAccess` on every run of frames).
+    @exclusivity(unchecked) var batchDepth = 0
     /// The channels holding this thread's frames.
-    private var held: [any HeldFrames] = []
+    @exclusivity(unchecked) private var held: [any HeldFrames] = []
 
     /// `frames` holds this thread's frames until `releaseHeldFrames`.
     func holding(_ frames: any HeldFrames) {

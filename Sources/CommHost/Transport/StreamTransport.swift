@@ -8,21 +8,18 @@ public final class StreamTransport: @unchecked Sendable {
     // @unchecked: the descriptors are immutable; `writerDone` is a semaphore.
     private let session: Session
     private let input: Int32
-    private let output: Int32
+    private let output: OutputDescriptor
     private let limits: ManifestLimits
     private let logger: Logger
     private let writerDone = DispatchSemaphore(value: 0)
-    private let outputIsSocket: Bool
 
     /// A transport reading frames from `input` and writing to `output`.
     public init(session: Session, input: Int32, output: Int32, limits: ManifestLimits, logger: Logger) {
         self.session = session
         self.input = input
-        self.output = output
+        self.output = OutputDescriptor(output)
         self.limits = limits
         self.logger = logger
-        var info = stat()
-        outputIsSocket = fstat(output, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
     }
 
     /// Starts the writer, then reads frames until end of input, a read
@@ -41,14 +38,19 @@ public final class StreamTransport: @unchecked Sendable {
             return
         }
         let reader = FrameReader(fileDescriptor: input, maxFrameBytes: limits.maxFrameBytes)
-        session.setDirectWriter(limit: directLimit) { [self] in writeWithoutBlocking($0) }
+        let output = output
+        session.setDirectWriter(limit: output.directLimit) { [output] in output.writeWithoutBlocking($0) }
         do {
-            var more = true
-            while more {
-                // Wait outside the batch, so frames plugin threads send meanwhile go out at once.
-                try waitUntilReadable()
-                try session.handleBatch(directLimit: directLimit, write: writeWithoutBlocking) {
-                    more = try reader.readAvailable { event in
+            while true {
+                // Read outside the batch, so frames plugin threads send while this thread waits go
+                // out at once. The read itself waits (no poll first) unless the input is non-blocking.
+                let result = try reader.fill()
+                if result == .wouldBlock {
+                    try waitUntilReadable()
+                    continue
+                }
+                try session.handleBatch(directLimit: output.directLimit, write: output.writeWithoutBlocking) {
+                    try reader.deliverBuffered { event in
                         switch event {
                         case .line(let bytes, let line):
                             session.receive(bytes, line: line)
@@ -56,8 +58,9 @@ public final class StreamTransport: @unchecked Sendable {
                             session.receiveTooLong(line: line, byteCount: byteCount)
                         }
                         if session.isEnded { throw SessionEnded() }
-                    } != .endOfStream
+                    }
                 }
+                if result == .endOfStream { return }
             }
         } catch is SessionEnded {
             return
@@ -69,34 +72,8 @@ public final class StreamTransport: @unchecked Sendable {
         }
     }
 
-    /// The most a reader writes itself: a socket takes any amount without
-    /// blocking (`MSG_DONTWAIT`); a pipe or file only what fits the space
-    /// `poll` promises (`PIPE_BUF`).
-    private var directLimit: Int { outputIsSocket ? 1 << 18 : Int(PIPE_BUF) }
-
-    /// Writes what fits now without blocking; returns the bytes written, or
-    /// -1 on error (the writer thread then meets the error and ends the session).
-    private func writeWithoutBlocking(_ bytes: UnsafeRawBufferPointer) -> Int {
-        if outputIsSocket {
-            while true {
-                let n = send(output, bytes.baseAddress!, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
-                if n >= 0 { return n }
-                let failure = Errno.current
-                if failure == .interrupted { continue }
-                return failure == .wouldBlock ? 0 : -1
-            }
-        }
-        var descriptor = pollfd(fd: output, events: Int16(POLLOUT), revents: 0)
-        guard poll(&descriptor, 1, 0) == 1, descriptor.revents & Int16(POLLOUT) != 0 else { return 0 }
-        while true {
-            let n = Glibc.write(output, bytes.baseAddress!, bytes.count)
-            if n >= 0 { return n }
-            if Errno.current != .interrupted { return -1 }
-        }
-    }
-
-    /// `poll(2)` until the input is readable, has hung up or failed (the
-    /// read that follows then says which).
+    /// `poll(2)` until a non-blocking input is readable, has hung up or
+    /// failed (the read that follows then says which).
     private func waitUntilReadable() throws {
         var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
         while poll(&descriptor, 1, -1) < 0 {
@@ -134,7 +111,7 @@ public final class StreamTransport: @unchecked Sendable {
     /// Writes all of `bytes` to the output; returns why it failed, or nil once all is written.
     private func writeAll(_ bytes: [UInt8]) -> Errno? {
         let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(Errno) in try FileSystem.writeAll(output, raw) }
+            Result { () throws(Errno) in try FileSystem.writeAll(output.rawValue, raw) }
         }
         guard case .failure(let failure) = result else { return nil }
         return failure

@@ -19,14 +19,16 @@ import Glibc
 /// only during the callback. The descriptor is borrowed: the reader never closes it.
 ///
 /// Use ``run(_:)`` on a thread of its own (blocking), or ``readAvailable(_:)`` from an event
-/// loop with a non-blocking descriptor. One reader is used from one thread at a time.
+/// loop with a non-blocking descriptor; or ``fill()`` (the read alone, which blocks on a
+/// blocking descriptor) then ``deliverBuffered(_:)`` (the lines it completed), to do something
+/// between the two. One reader is used from one thread at a time.
 public final class FrameReader {
     /// The descriptor read from.
     public let fileDescriptor: Int32
     /// Longest line delivered, in bytes, without its line ending.
     public let maxFrameBytes: Int
     /// Number of the last line seen (0 before the first).
-    public private(set) var lineNumber = 0
+    @exclusivity(unchecked) public private(set) var lineNumber = 0
 
     /// What one ``readAvailable(_:)`` call found.
     public enum ReadResult: Equatable, Sendable {
@@ -38,17 +40,22 @@ public final class FrameReader {
         case endOfStream
     }
 
+    // One thread at a time uses a reader (see above), so the state below skips Swift's run-time
+    // exclusivity check (`@exclusivity(unchecked)`: a `swift_beginAccess`, about 75
+    // instructions, on every read).
     private let chunkBytes: Int
     private let capacityLimit: Int
-    private var buffer: UnsafeMutableRawPointer
-    private var capacity: Int
-    /// Unconsumed bytes are `[start, end)` of the buffer.
-    private var start = 0
-    private var end = 0
+    @exclusivity(unchecked) private var buffer: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var capacity: Int
+    /// Unconsumed bytes are `[start, end)` of the buffer; `[start, scanned)` holds no `\n`
+    /// (what is past `scanned` has not been looked at: a ``fill()`` not yet delivered).
+    @exclusivity(unchecked) private var start = 0
+    @exclusivity(unchecked) private var end = 0
+    @exclusivity(unchecked) private var scanned = 0
     /// True while discarding the rest of a too-long line; `skippedBytes` counts what went.
-    private var skipping = false
-    private var skippedBytes = 0
-    private var ended = false
+    @exclusivity(unchecked) private var skipping = false
+    @exclusivity(unchecked) private var skippedBytes = 0
+    @exclusivity(unchecked) private var ended = false
 
     /// A reader over `fileDescriptor`, reading at least `readChunkBytes` at a time (both sizes
     /// are raised to at least 1).
@@ -91,6 +98,16 @@ public final class FrameReader {
     /// At end of stream, delivers a last unterminated line. Throws ``FrameReaderError`` when the
     /// read fails, or what `body` throws.
     public func readAvailable(_ body: (FrameEvent) throws -> Void) throws -> ReadResult {
+        let result = try fill()
+        try deliverBuffered(body)
+        return result
+    }
+
+    /// Does one `read(2)` (retrying on `EINTR`) into the buffer, delivering nothing: on a
+    /// blocking descriptor it waits until bytes arrive or the stream ends. What it read is
+    /// handed out by the next ``deliverBuffered(_:)`` (so is a last unterminated line once it
+    /// returned `.endOfStream`). Throws ``FrameReaderError`` when the read fails.
+    public func fill() throws(FrameReaderError) -> ReadResult {
         if ended { return .endOfStream }
         makeRoom()
         var n: Int
@@ -100,29 +117,33 @@ public final class FrameReader {
         if n < 0 {
             let failure = Errno.current
             if failure == .wouldBlock { return .wouldBlock }
-            throw FrameReaderError.readFailed(fileDescriptor: fileDescriptor, errno: failure.rawValue)
+            throw .readFailed(fileDescriptor: fileDescriptor, errno: failure.rawValue)
         }
         if n == 0 {
             ended = true
-            try finishStream(body)
             return .endOfStream
         }
-        let scanFrom = end
         end += n
-        try deliverLines(scanningFrom: scanFrom, body)
         return .readSome
+    }
+
+    /// Hands `body` every line the reads so far completed and it has not been given, in stream
+    /// order; after end of stream, the last unterminated line too. Errors `body` throws stop the
+    /// delivery and are rethrown; the lines not yet delivered stay for the next call.
+    public func deliverBuffered(_ body: (FrameEvent) throws -> Void) throws {
+        try deliverLines(body)
+        if ended { try finishStream(body) }
     }
 
     // MARK: Lines
 
-    private func deliverLines(scanningFrom from: Int, _ body: (FrameEvent) throws -> Void) throws {
-        var p = from
-        while p < end, let found = memchr(buffer + p, 0x0A, end - p) {
+    private func deliverLines(_ body: (FrameEvent) throws -> Void) throws {
+        while scanned < end, let found = memchr(buffer + scanned, 0x0A, end - scanned) {
             let newline = buffer.distance(to: found)
             lineNumber += 1
             let lineStart = start
             start = newline + 1
-            p = start
+            scanned = start
             if skipping {
                 let total = skippedBytes + (newline - lineStart)
                 skipping = false
@@ -132,6 +153,7 @@ public final class FrameReader {
                 try deliver(from: lineStart, to: newline, body)
             }
         }
+        scanned = end
         let pending = end - start
         if skipping {
             skippedBytes += pending
@@ -182,11 +204,13 @@ public final class FrameReader {
         if start == end {
             start = 0
             end = 0
+            scanned = 0
         }
         guard capacity - end < chunkBytes else { return }
         if start > 0 {
             memmove(buffer, buffer + start, end - start)
             end -= start
+            scanned -= start
             start = 0
         }
         guard capacity - end < chunkBytes else { return }

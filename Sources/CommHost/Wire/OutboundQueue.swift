@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The bytes a session has issued toward its client and not yet written,
 /// and the hand-off to whoever writes them: the transport's writer thread
 /// (`takeOutputToWrite`/`finishedWriting`), or the thread that handled a run
@@ -23,7 +25,11 @@ final class OutboundQueue: @unchecked Sendable {
     /// Bytes taken from `pending` by a writer and not yet written.
     @exclusivity(unchecked) private var writingBytes = 0
     /// Set when the queue ends; no frame is appended after it.
-    @exclusivity(unchecked) private(set) var ended = false
+    @exclusivity(unchecked) private(set) var ended = false {
+        didSet { endedFlag.store(ended, ordering: .releasing) }
+    }
+    /// `ended`, readable without the lock (`isEnded`, asked after every frame a reader hands on).
+    private let endedFlag = Atomic<Bool>(false)
     /// Why the queue ended early (its owner's bound exceeded), if it did.
     private var endReason: String?
     private var onEarlyEnd: (@Sendable () -> Void)?
@@ -34,10 +40,15 @@ final class OutboundQueue: @unchecked Sendable {
     /// The transport's non-blocking write and how much it takes at once
     /// (`setDirectWriter`), for output made on a worker's reader thread.
     private var directWriter: (limit: Int, write: @Sendable (UnsafeRawBufferPointer) -> Int)?
-    /// What a direct write took from `pending`; only the thread holding `writing` touches it.
-    private var directBuffer: [UInt8] = []
-    /// Told, holding the lock, each time a writer has written.
-    weak var owner: (any OutboundQueueOwner)?
+    /// What a direct write took from `pending`; only the thread holding `writing` touches it
+    /// (so, as for the properties above, Swift's run-time exclusivity check is skipped).
+    @exclusivity(unchecked) private var directBuffer: [UInt8] = []
+    /// Told, holding the lock, each time a writer has written. Unowned and
+    /// unchecked: the owner (the session) holds this queue in a private
+    /// property and every call into it comes through the owner, which is
+    /// therefore alive; a weak reference cost a `swift_weakLoadStrong`, a
+    /// retain and a release on every direct write (about 200 instructions).
+    unowned(unsafe) var owner: (any OutboundQueueOwner)?
 
     /// Takes the lock that guards the queue.
     @inline(__always)
@@ -84,7 +95,7 @@ final class OutboundQueue: @unchecked Sendable {
     }
 
     /// True once the queue has ended.
-    var isEnded: Bool { withLock { ended } }
+    var isEnded: Bool { endedFlag.load(ordering: .acquiring) }
 
     /// Why the queue ended early, if it did.
     var earlyEndReason: String? { withLock { endReason } }
