@@ -75,10 +75,13 @@ public final class Session: @unchecked Sendable {
     /// Guards the tasks that have not had their last call. `closed` is set when the
     /// session's tasks are finished for good: no task is added after it.
     private let tasks = Locked<(list: [SessionTask], closed: Bool)>(([], false))
-    /// Guards `pipelinedCalls`: comm_msg callbacks sent to a worker without
-    /// waiting (`SessionPipelinedCall`) whose reply has not come yet.
+    /// comm_msg callbacks sent to a worker without waiting
+    /// (`SessionPipelinedCall`) whose reply has not come yet: counted without
+    /// a lock (the session's thread adds, the worker's reader subtracts);
+    /// `pipeline` is what a thread waiting for none sleeps on, taken by the
+    /// reader only to wake it when the count reaches 0.
+    private let pipelinedCalls = Atomic<Int>(0)
     private let pipeline = ConditionLock()
-    private var pipelinedCalls = 0
     /// The library those calls went to; only the thread inside the serialized context touches it. Frames
     /// go on being pipelined only while they are comm_msgs to that library's
     /// worker (which answers in order); any other frame first waits for
@@ -587,7 +590,7 @@ public final class Session: @unchecked Sendable {
 
     /// A pipelined call went out.
     func pipelinedCallDispatched() {
-        pipeline.withLock { pipelinedCalls += 1 }
+        pipelinedCalls.add(1, ordering: .relaxed)
     }
 
     /// A pipelined call ended: a failure is reported as a callback's failure
@@ -599,9 +602,11 @@ public final class Session: @unchecked Sendable {
             reportHandlerError(PluginCallError(status: status, text: errorText), comm: call.comm, during: "comm_msg", line: call.line,
                                parent: call.parent)
         }
-        pipeline.withLock {
-            pipelinedCalls -= 1
-            if pipelinedCalls == 0 { pipeline.broadcast() }
+        // Releasing: what the call did happens before a waiter sees 0. The
+        // waiter checks the count holding `pipeline`, so taking it here
+        // before the broadcast cannot miss one about to wait.
+        if pipelinedCalls.subtract(1, ordering: .releasing).newValue == 0 {
+            pipeline.withLock { pipeline.broadcast() }
         }
     }
 
@@ -621,7 +626,7 @@ public final class Session: @unchecked Sendable {
         // The worker answers only what it has read.
         CallContext.current.releaseHeldFrames()
         pipeline.lock()
-        while pipelinedCalls > 0 { pipeline.wait() }
+        while pipelinedCalls.load(ordering: .acquiring) > 0 { pipeline.wait() }
         pipeline.unlock()
     }
 

@@ -28,12 +28,17 @@ final class SessionPipelinedCall: PipelinedCall, @unchecked Sendable {
         dataCount = data.count
         metadataCount = metadata.count
         let copies = UnsafeMutableRawBufferPointer.allocate(byteCount: max((parent?.count ?? 0) + data.count + metadata.count, 1), alignment: 1)
+        // Part by part, not a loop over an array of the three: that array
+        // was allocated and freed once per message.
         var offset = 0
-        for part in [parent ?? UnsafeRawBufferPointer(start: nil, count: 0), data, metadata] {
-            guard let base = part.baseAddress, part.count > 0 else { continue }
+        func append(_ part: UnsafeRawBufferPointer) {
+            guard let base = part.baseAddress, part.count > 0 else { return }
             (copies.baseAddress! + offset).copyMemory(from: base, byteCount: part.count)
             offset += part.count
         }
+        if let parent { append(parent) }
+        append(data)
+        append(metadata)
         self.copies = copies
     }
 

@@ -7,7 +7,7 @@ import Glibc
 /// up when the oldest request is past the callback deadline (the caller
 /// then kills the worker) or the worker has died.
 final class WorkerPipeline: @unchecked Sendable {
-    // @unchecked: `ring`, `head`, `count`, `dead` and `watchdogArmed` are touched only holding `lock`.
+    // @unchecked: `ring`, `head`, `count`, `dead`, `watchdogArmed` and `lastAdded` are touched only holding `lock`.
 
     /// Requests in flight at most: 64 sessions keeping 16 each in flight fit.
     static let capacity = 1024
@@ -64,6 +64,7 @@ final class WorkerPipeline: @unchecked Sendable {
     private var oldest: Slot? { count > 0 ? ring[head] : nil }
     private var dead = false
     private var watchdogArmed = false
+    private var lastAdded: (id: UInt64, what: WorkerCallback)?
     private let deadline: UInt64
 
     /// The ring's slot of the `index`-th entry in flight (0: the oldest).
@@ -91,6 +92,11 @@ final class WorkerPipeline: @unchecked Sendable {
     func wait(untilFewerThan limit: Int, beforeBlocking: () -> Void) -> Wait {
         lock.lock()
         defer { lock.unlock() }
+        return waitHoldingLock(untilFewerThan: limit, beforeBlocking: beforeBlocking)
+    }
+
+    /// `wait`, called holding `lock` (it may release and retake it).
+    private func waitHoldingLock(untilFewerThan limit: Int, beforeBlocking: () -> Void) -> Wait {
         var prepared = false
         var limit = limit
         while true {
@@ -111,24 +117,71 @@ final class WorkerPipeline: @unchecked Sendable {
         }
     }
 
-    /// Adds a request about to be sent; its call learns it is owed an end
-    /// before anything can end it. Returns nil when the worker has died,
-    /// else whether the caller must arm the watchdog (the first in flight).
+    /// What adding a request came to.
+    enum Added {
+        /// It is in flight; the caller must arm the watchdog when `first` (none was before).
+        case added(first: Bool)
+        /// The worker has died (or is being killed); nothing more can be sent.
+        case dead
+        /// The oldest request is past the deadline: the worker must be killed.
+        case overdue(WorkerCallback)
+    }
+
+    /// Adds a request about to be sent, once fewer than `capacity` are in
+    /// flight (a full pipeline is waited for as `wait` does, with
+    /// `beforeBlocking`); its call learns it is owed an end before anything
+    /// can end it. One lock for the wait and the add: this runs once per
+    /// comm_msg on the session's thread.
+    func add(id: UInt64, call: PipelinedCall, what: WorkerCallback, beforeBlocking: () -> Void) -> Added {
+        lock.lock()
+        defer { lock.unlock() }
+        switch waitHoldingLock(untilFewerThan: Self.capacity, beforeBlocking: beforeBlocking) {
+        case .ready: break
+        case .dead: return .dead
+        case .overdue(let what): return .overdue(what)
+        }
+        return .added(first: insertHoldingLock(id: id, call: call, what: what))
+    }
+
+    /// Adds a request about to be sent, however many are in flight (no
+    /// wait). Returns nil when the worker has died, else whether the caller
+    /// must arm the watchdog (the first in flight).
     func add(id: UInt64, call: PipelinedCall, what: WorkerCallback) -> Bool? {
         lock.withLock {
             guard !dead else { return nil }
-            call.dispatched()
-            if count == ring.count {
-                // More senders passed the wait at once than there was room for.
-                let grown = (0..<ring.count).map { ring[slot($0)] } + Array(repeating: Slot.empty, count: ring.count)
-                ring = grown
-                head = 0
-            }
-            ring[slot(count)] = Slot(id: id, call: .passRetained(call), what: what, sent: MonotonicClock.nanoseconds())
-            count += 1
-            if watchdogArmed { return false }
-            watchdogArmed = true
-            return true
+            return insertHoldingLock(id: id, call: call, what: what)
+        }
+    }
+
+    /// Call holding `lock`, the worker alive: adds the request; true when it
+    /// is the first in flight with no watchdog armed.
+    private func insertHoldingLock(id: UInt64, call: PipelinedCall, what: WorkerCallback) -> Bool {
+        call.dispatched()
+        if count == ring.count {
+            // The ring starts small and doubles when it fills.
+            let grown = (0..<ring.count).map { ring[slot($0)] } + Array(repeating: Slot.empty, count: ring.count)
+            ring = grown
+            head = 0
+        }
+        ring[slot(count)] = Slot(id: id, call: .passRetained(call), what: what, sent: MonotonicClock.nanoseconds())
+        count += 1
+        lastAdded = (id, what)
+        if watchdogArmed { return false }
+        watchdogArmed = true
+        return true
+    }
+
+    /// The request added last and its id (for the crash log), if any was.
+    var lastAddedCallback: (id: UInt64, what: WorkerCallback)? {
+        lock.withLock { lastAdded }
+    }
+
+    /// The worker is being killed: nothing more is added (whoever waits for
+    /// room is woken and told); what is in flight stays for `takeAll`.
+    func refuse() {
+        lock.withLock {
+            dead = true
+            lock.broadcast()
         }
     }
 

@@ -67,13 +67,17 @@ final class WorkerProcess: @unchecked Sendable {
     var onDeath: (@Sendable (String) -> Void)?
 
     private struct State {
-        var nextID: UInt64 = 1
         var waiting: [UInt64: Waiter] = [:]
         var death: String?
         /// The requests in flight (for the crash log).
         var inFlight: [UInt64: WorkerCallback] = [:]
-        var lastCallback: WorkerCallback?
+        /// The waited-for request sent last and its id (the pipeline keeps
+        /// its own last; the crash log names whichever came later).
+        var lastCallback: (id: UInt64, what: WorkerCallback)?
     }
+    /// The next request's id: ids are never reused (so a reply names one
+    /// request, waited for or pipelined). Taken without a lock.
+    private let nextID = Atomic<UInt64>(1)
     /// Guards the requests, their waiters and the worker's death: callers, the reader thread and the watchdog contend for it.
     private let state = Locked(State())
 
@@ -185,11 +189,10 @@ final class WorkerProcess: @unchecked Sendable {
         let waiter = Waiter()
         let id = state.withLock { state -> UInt64? in
             guard state.death == nil else { return nil }
-            let id = state.nextID
-            state.nextID += 1
+            let id = nextID.add(1, ordering: .relaxed).oldValue
             state.waiting[id] = waiter
             state.inFlight[id] = what
-            state.lastCallback = what
+            state.lastCallback = (id, what)
             return id
         }
         guard let id else { return nil }
@@ -235,16 +238,19 @@ final class WorkerProcess: @unchecked Sendable {
     /// the worker died (or was killed for
     /// missing the deadline) before it could be sent.
     func pipeline(_ message: some WorkerFrame, what: WorkerCallback, call: PipelinedCall) -> Bool {
-        guard awaitPipeline(untilFewerThan: WorkerPipeline.capacity) else { return false }
-        let id = state.withLock { state -> UInt64? in
-            guard state.death == nil else { return nil }
-            let id = state.nextID
-            state.nextID += 1
-            state.lastCallback = what
-            return id
+        // One lock per comm_msg on this path: the pipeline's (the wait for
+        // room, the add, the last callback for the crash log); a worker
+        // being killed refuses it there.
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        switch pipeline.add(id: id, call: call, what: what, beforeBlocking: { CallContext.current.releaseHeldFrames() }) {
+        case .added(let first):
+            if first { armWatchdog(afterNanoseconds: UInt64(options.handlerTimeoutMilliseconds) * 1_000_000) }
+        case .dead:
+            return false
+        case .overdue(let what):
+            kill(because: "\(what.description) did not return within \(options.handlerTimeoutMilliseconds) ms (handler_timeout_ms)")
+            return false
         }
-        guard let id, let firstInFlight = pipeline.add(id: id, call: call, what: what) else { return false }
-        if firstInFlight { armWatchdog(afterNanoseconds: UInt64(options.handlerTimeoutMilliseconds) * 1_000_000) }
         // In a session's run of frames, held back and written with the rest of the run.
         let context = CallContext.current
         if context.batchDepth > 0 {
@@ -292,11 +298,22 @@ final class WorkerProcess: @unchecked Sendable {
             state.death = "killed: \(reason)"
             return true
         }
-        if first { Glibc.kill(pid, SIGKILL) }
+        if first {
+            pipeline.refuse()
+            Glibc.kill(pid, SIGKILL)
+        }
     }
 
-    /// The callback the worker was running last (for the crash log).
-    var lastCallback: String? { state.withLock { $0.inFlight.values.first ?? $0.lastCallback }?.description }
+    /// The callback the worker was running last (for the crash log): a
+    /// waited-for request in flight, else the request sent last, waited for
+    /// or pipelined.
+    var lastCallback: String? {
+        let (inFlight, waited) = state.withLock { ($0.inFlight.values.first, $0.lastCallback) }
+        if let inFlight { return inFlight.description }
+        guard let pipelined = pipeline.lastAddedCallback else { return waited?.what.description }
+        guard let waited, waited.id > pipelined.id else { return pipelined.what.description }
+        return waited.what.description
+    }
 
     private func readLoop() {
         // The delivery open for the session the last pipelined sends went
