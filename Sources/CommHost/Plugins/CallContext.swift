@@ -23,6 +23,16 @@ final class CallContext {
     /// requests pipelined to workers meanwhile are held back and written
     /// together when the run ends (or before this thread waits for a worker).
     var batchDepth = 0
+    /// The handle (token) of the comm whose open or message callback is
+    /// running on this thread, 0 if none, and that comm, unretained: the
+    /// host holds the comm until its close callback, which never runs
+    /// during one of its other callbacks. A host function called with this
+    /// very token (a plugin's send from its message callback) takes the comm
+    /// from here instead of the handle table (`HostAPI`): a token equal to
+    /// a comm the host holds is valid by definition, so the check of ABI
+    /// requirement 14 holds, at no lock and no reference count.
+    var callCommToken: UInt = 0
+    var callComm: Unmanaged<CommHandle>?
     /// The channels holding this thread's frames.
     private var held: [any HeldFrames] = []
 

@@ -62,14 +62,15 @@ public final class Handler: @unchecked Sendable {
     func open(comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) -> UnsafeMutableRawPointer? {
         var instance: UnsafeMutableRawPointer? = nil
         let state = library.libraryData
-        try library.call { openFn(raw, state, comm.opaque, message, &instance) }
+        try library.call(on: comm) { openFn(raw, state, comm.opaque, message, &instance) }
         return instance
     }
 
     /// Calls message, when the plugin has one.
+    @inline(__always)
     func message(instance: UnsafeMutableRawPointer?, comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) {
         guard let messageFn else { return }
-        try library.call { messageFn(raw, instance, comm.opaque, message) }
+        try library.call(on: comm) { messageFn(raw, instance, comm.opaque, message) }
     }
 
     /// Calls close, when the plugin has one.

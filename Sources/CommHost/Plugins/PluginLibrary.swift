@@ -278,20 +278,30 @@ public final class PluginLibrary: @unchecked Sendable {
     /// in-flight count and error text; throws the status and text when the
     /// callback returns non-zero, and `COMMHOST_ECLOSED` without calling
     /// when the library has been retired.
+    /// With `comm` (an open or message callback of that comm, which the
+    /// host holds), the comm is this thread's `CallContext.callComm` during
+    /// the call, so the plugin's host calls on it skip the handle table.
     @inline(__always)
-    func call(_ body: () -> commhost_status) throws(PluginCallError) {
+    func call(on comm: CommHandle? = nil, _ body: () -> commhost_status) throws(PluginCallError) {
         inFlight.add(1, ordering: .sequentiallyConsistent)
         defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
         guard !retired.load(ordering: .sequentiallyConsistent) else {
             throw PluginCallError(status: COMMHOST_ECLOSED, text: "library \(name) is retired; the call was not made")
         }
-        try callUnchecked(body)
+        try callUnchecked(on: comm, body)
     }
 
     @inline(__always)
-    private func callUnchecked(_ body: () -> commhost_status) throws(PluginCallError) {
+    private func callUnchecked(on comm: CommHandle?, _ body: () -> commhost_status) throws(PluginCallError) {
         let context = CallContext.current
-        context.errorText = nil
+        if context.errorText != nil { context.errorText = nil }
+        // Saved and restored: a callback on this thread may be under another's.
+        let outerToken = context.callCommToken
+        let outerComm = context.callComm
+        if let comm {
+            context.callCommToken = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(comm.opaque)))
+            context.callComm = Unmanaged.passUnretained(comm)
+        }
         let status: commhost_status
         if concurrent {
             status = body()
@@ -304,6 +314,10 @@ public final class PluginLibrary: @unchecked Sendable {
             }
             status = body()
             gate.unlock()
+        }
+        if comm != nil {
+            context.callCommToken = outerToken
+            context.callComm = outerComm
         }
         if status != COMMHOST_OK {
             let text = context.errorText
@@ -377,7 +391,7 @@ public final class PluginLibrary: @unchecked Sendable {
         }
         if let deinitFn {
             let state = self.libraryData
-            try? callUnchecked {
+            try? callUnchecked(on: nil) {
                 deinitFn(state)
                 return COMMHOST_OK
             }

@@ -36,8 +36,13 @@ final class OutboundQueue: @unchecked Sendable {
     private var directWriter: (limit: Int, write: @Sendable (UnsafeRawBufferPointer) -> Int)?
     /// What a direct write took from `pending`; only the thread holding `writing` touches it.
     private var directBuffer: [UInt8] = []
-    /// Told, holding the lock, each time a writer has written.
-    weak var owner: (any OutboundQueueOwner)?
+    /// Told, holding the lock, each time a writer has written. Not
+    /// retained, and not `weak`: the owner holds the queue and every call
+    /// into the queue comes through the owner, so the owner outlives each
+    /// use; a `weak` reference gave the owner (the session) a side table,
+    /// which sent every retain and release of it through the runtime's slow
+    /// path (about 150 instructions a message).
+    unowned(unsafe) var owner: (any OutboundQueueOwner)?
 
     /// Takes the lock that guards the queue.
     @inline(__always)
