@@ -332,11 +332,13 @@ public final class Session: @unchecked Sendable {
         let owner = isOwner
         let parent = owner ? currentParent : foreignCallParent
         let inbound = owner ? currentInbound : nil
-        let checked = outgoing.checkOutgoing(message, commID: comm.id, parent: parent) {
+        // The plugin's struct read once, for the check and for the frame.
+        let read = message.map(ABIStruct.message)
+        let checked = outgoing.checkOutgoing(read: read, commID: comm.id, parent: parent) {
             isValidatedInbound($0, $1, owner: owner, inbound: inbound)
         }
         guard checked == COMMHOST_OK else { return refused("send", checked, comm: comm, library: library) }
-        let status = withOutgoing(message) { data, metadata, buffers in
+        let status = OutgoingCheck.withOutgoing(read: read) { data, metadata, buffers in
             let oneLine = isOneLineInbound(data, inbound: inbound)
             return emitChecked(comm: comm, from: library) { encoder, out in
                 encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent,

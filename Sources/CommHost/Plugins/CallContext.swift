@@ -63,11 +63,23 @@ final class CallContext {
 
     /// This thread's context.
     static var current: CallContext {
+        currentUnretained.takeUnretainedValue()
+    }
+
+    /// This thread's context, without a reference count: the thread's key
+    /// holds it until the thread ends. For the per-message paths, with
+    /// `_withUnsafeGuaranteedRef` (`current` costs a retain and a release).
+    @inline(__always)
+    static var currentUnretained: Unmanaged<CallContext> {
         if let pointer = pthread_getspecific(key) {
-            return Unmanaged<CallContext>.fromOpaque(pointer).takeUnretainedValue()
+            return Unmanaged<CallContext>.fromOpaque(pointer)
         }
-        let context = CallContext()
-        pthread_setspecific(key, Unmanaged.passRetained(context).toOpaque())
+        return makeCurrent()
+    }
+
+    private static func makeCurrent() -> Unmanaged<CallContext> {
+        let context = Unmanaged.passRetained(CallContext())
+        pthread_setspecific(key, context.toOpaque())
         return context
     }
 }

@@ -62,7 +62,8 @@ public final class Handler: @unchecked Sendable {
     func open(comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) -> UnsafeMutableRawPointer? {
         var instance: UnsafeMutableRawPointer? = nil
         let state = library.libraryData
-        try library.call(on: comm) { openFn(raw, state, comm.opaque, message, &instance) }
+        let handle = comm.opaque
+        try library.call(on: Unmanaged.passUnretained(comm), handle: handle) { openFn(raw, state, handle, message, &instance) }
         return instance
     }
 
@@ -70,7 +71,10 @@ public final class Handler: @unchecked Sendable {
     @inline(__always)
     func message(instance: UnsafeMutableRawPointer?, comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) {
         guard let messageFn else { return }
-        try library.call(on: comm) { messageFn(raw, instance, comm.opaque, message) }
+        // The closure captures plain values only: capturing the handler or
+        // the comm cost a retain and a release of each on every message.
+        let raw = raw, handle = comm.opaque
+        try library.call(on: Unmanaged.passUnretained(comm), handle: handle) { messageFn(raw, instance, handle, message) }
     }
 
     /// Calls close, when the plugin has one.

@@ -152,10 +152,10 @@ enum HostAPI {
         let token = token(comm)
         // The comm whose callback runs on this thread (a send from its
         // message callback): held by the host, so valid without a lookup.
-        let context = CallContext.current
-        if token == context.callCommToken, token != 0, let current = context.callComm {
-            return current._withUnsafeGuaranteedRef { body(library, $0) }
+        let current = CallContext.currentUnretained._withUnsafeGuaranteedRef { context in
+            token == context.callCommToken && token != 0 ? context.callComm : nil
         }
+        if let current { return current._withUnsafeGuaranteedRef { body(library, $0) } }
         switch CommHandle.table.lookup(token) {
         case .live(let object): return body(library, object)
         case .ended:

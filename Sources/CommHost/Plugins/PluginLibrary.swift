@@ -279,28 +279,39 @@ public final class PluginLibrary: @unchecked Sendable {
     /// callback returns non-zero, and `COMMHOST_ECLOSED` without calling
     /// when the library has been retired.
     /// With `comm` (an open or message callback of that comm, which the
-    /// host holds), the comm is this thread's `CallContext.callComm` during
-    /// the call, so the plugin's host calls on it skip the handle table.
+    /// host holds; `handle` is its `opaque`), the comm is this thread's
+    /// `CallContext.callComm` during the call, so the plugin's host calls on
+    /// it skip the handle table. Unretained, as the comm is held meanwhile.
     @inline(__always)
-    func call(on comm: CommHandle? = nil, _ body: () -> commhost_status) throws(PluginCallError) {
+    func call(on comm: Unmanaged<CommHandle>? = nil, handle: OpaquePointer? = nil,
+              _ body: () -> commhost_status) throws(PluginCallError) {
         inFlight.add(1, ordering: .sequentiallyConsistent)
         defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
         guard !retired.load(ordering: .sequentiallyConsistent) else {
             throw PluginCallError(status: COMMHOST_ECLOSED, text: "library \(name) is retired; the call was not made")
         }
-        try callUnchecked(on: comm, body)
+        try callUnchecked(on: comm, handle: handle, body)
     }
 
     @inline(__always)
-    private func callUnchecked(on comm: CommHandle?, _ body: () -> commhost_status) throws(PluginCallError) {
-        let context = CallContext.current
+    private func callUnchecked(on comm: Unmanaged<CommHandle>?, handle: OpaquePointer?,
+                               _ body: () -> commhost_status) throws(PluginCallError) {
+        let failure = CallContext.currentUnretained._withUnsafeGuaranteedRef { context in
+            callUnchecked(on: comm, handle: handle, context: context, body)
+        }
+        if let failure { throw failure }
+    }
+
+    @inline(__always)
+    private func callUnchecked(on comm: Unmanaged<CommHandle>?, handle: OpaquePointer?, context: CallContext,
+                               _ body: () -> commhost_status) -> PluginCallError? {
         if context.errorText != nil { context.errorText = nil }
         // Saved and restored: a callback on this thread may be under another's.
         let outerToken = context.callCommToken
         let outerComm = context.callComm
-        if let comm {
-            context.callCommToken = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(comm.opaque)))
-            context.callComm = Unmanaged.passUnretained(comm)
+        if let comm, let handle {
+            context.callCommToken = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
+            context.callComm = comm
         }
         let status: commhost_status
         if concurrent {
@@ -319,11 +330,10 @@ public final class PluginLibrary: @unchecked Sendable {
             context.callCommToken = outerToken
             context.callComm = outerComm
         }
-        if status != COMMHOST_OK {
-            let text = context.errorText
-            context.errorText = nil
-            throw PluginCallError(status: status, text: text)
-        }
+        guard status != COMMHOST_OK else { return nil }
+        let text = context.errorText
+        context.errorText = nil
+        return PluginCallError(status: status, text: text)
     }
 
     // MARK: Sessions
@@ -391,7 +401,7 @@ public final class PluginLibrary: @unchecked Sendable {
         }
         if let deinitFn {
             let state = self.libraryData
-            try? callUnchecked(on: nil) {
+            try? callUnchecked(on: nil, handle: nil) {
                 deinitFn(state)
                 return COMMHOST_OK
             }
