@@ -217,10 +217,11 @@ public final class Session: @unchecked Sendable {
             return deliverToWorker(data: data, metadata: metadata, buffers: buffers, to: comm, line: line)
         }
         awaitPipelinedCalls()
+        let instance = comm.instance, handle = comm.opaque, unretained = Unmanaged<CommHandle>.passUnretained(comm)
         let start = MonotonicClock.nanoseconds()
         let failure = MessageView.with(data: data, metadata: metadata, buffers: buffers) { message -> PluginCallError? in
             do throws(PluginCallError) {
-                try handler.message(instance: comm.instance, comm: comm, message: message)
+                try handler.message(instance: instance, comm: unretained, handle: handle, message: message)
                 return nil
             } catch {
                 return error
