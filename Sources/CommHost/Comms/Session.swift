@@ -64,7 +64,8 @@ public final class Session: @unchecked Sendable {
     /// The `data` and `metadata` bytes of the frame being handled, which the
     /// parser has validated, and whether that frame holds no line break;
     /// only the thread inside the serialized context touches them.
-    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?
+    private var currentInbound: InboundBytes?
+    private typealias InboundBytes = (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)
     /// Set when the session ends; frames after that are ignored. Touched only inside the serialized context.
     private var inputClosed = false
     /// Guards the libraries serving this session and their session data, in
@@ -170,7 +171,8 @@ public final class Session: @unchecked Sendable {
             // close callback, which runs on this serialized context, so after
             // this frame. No reference count is taken on this path for the
             // comm, its handler or its library.
-            guard let found = comms.withLock({ table in scanned.withCommID(in: frame) { table.unretained(utf8: $0) } }) else {
+            let found = comms.withLock { table in scanned.withCommID(in: frame) { table.unretained(utf8: $0) } }
+            guard let found else {
                 let commID = scanned.commIDString(in: frame)
                 awaitPipelinedCalls()
                 logger.info("comm_msg for an unknown or closed comm; replying comm_close",
@@ -996,8 +998,7 @@ public final class Session: @unchecked Sendable {
     /// `owner` says whether this thread is inside the serialized context;
     /// `inbound` is then `currentInbound`.
     @inline(__always)
-    private func isValidatedInbound(_ ptr: UnsafePointer<CChar>, _ len: Int, owner: Bool,
-                                    inbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?) -> Bool {
+    private func isValidatedInbound(_ ptr: UnsafePointer<CChar>, _ len: Int, owner: Bool, inbound: InboundBytes?) -> Bool {
         guard owner else {
             // A worker's reader running a send under a pipelined call: the
             // bytes are the worker's copy, compared with the frame's.
@@ -1015,8 +1016,7 @@ public final class Session: @unchecked Sendable {
     /// need not look for one. `inbound` is `currentInbound` when this thread
     /// is inside the serialized context, else nil.
     @inline(__always)
-    private func isOneLineInbound(_ bytes: UnsafeRawBufferPointer,
-                                  inbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?) -> Bool {
+    private func isOneLineInbound(_ bytes: UnsafeRawBufferPointer, inbound: InboundBytes?) -> Bool {
         guard !bytes.isEmpty, let inbound, inbound.oneLine else { return false }
         return bytes.baseAddress == inbound.data.baseAddress && bytes.count == inbound.data.count
     }

@@ -63,7 +63,9 @@ public final class Handler: @unchecked Sendable {
         var instance: UnsafeMutableRawPointer? = nil
         let state = library.libraryData
         let handle = comm.opaque
-        try library.call(on: Unmanaged.passUnretained(comm), handle: handle) { openFn(raw, state, handle, message, &instance) }
+        try library.call(on: Unmanaged.passUnretained(comm), handle: handle) {
+            openFn(raw, state, handle, message, &instance)
+        }
         return instance
     }
 
