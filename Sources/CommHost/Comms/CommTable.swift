@@ -55,6 +55,15 @@ struct CommTable<Comm: AnyObject & Identifiable> where Comm.ID == String {
         return buckets[index]
     }
 
+    /// The comm with the id whose UTF-8 bytes are `id`, without taking a
+    /// reference: for a caller that knows another owner keeps the comm
+    /// alive while it uses it (the session's comm_msg path).
+    @inline(__always)
+    func unretained(utf8 id: UnsafeRawBufferPointer) -> Unmanaged<Comm>? {
+        guard count > 0, let index = find(id, hash(id)) else { return nil }
+        return buckets.withUnsafeBufferPointer { $0[index].map { Unmanaged.passUnretained($0) } }
+    }
+
     /// The comm with id `id`. Setting a comm adds it under its own id (which
     /// must be `id`) or replaces the one there; setting nil removes it.
     subscript(id: String) -> Comm? {

@@ -65,7 +65,8 @@ public final class Session: @unchecked Sendable {
     /// The `data` and `metadata` bytes of the frame being handled, which the
     /// parser has validated, and whether that frame holds no line break;
     /// only the thread inside the serialized context touches them.
-    private var currentInbound: (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)?
+    private var currentInbound: InboundBytes?
+    private typealias InboundBytes = (data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, oneLine: Bool)
     /// Set when the session ends; frames after that are ignored. Touched only inside the serialized context.
     private var inputClosed = false
     /// Guards the libraries serving this session and their session data, in
@@ -170,7 +171,12 @@ public final class Session: @unchecked Sendable {
             // unless the id is unknown. The closures below capture the buffers,
             // not the whole frame, which would be copied once more per message.
             let buffers = scanned.buffers
-            guard let comm = comms.withLock({ table in scanned.withCommID(in: frame) { table[utf8: $0] } }) else {
+            // Unretained: a comm in the table is held by its handle until its
+            // close callback, which runs on this serialized context, so after
+            // this frame. No reference count is taken on this path for the
+            // comm, its handler or its library.
+            let found = comms.withLock { table in scanned.withCommID(in: frame) { table.unretained(utf8: $0) } }
+            guard let found else {
                 let commID = scanned.commIDString(in: frame)
                 awaitPipelinedCalls()
                 logger.info("comm_msg for an unknown or closed comm; replying comm_close",
@@ -178,29 +184,11 @@ public final class Session: @unchecked Sendable {
                 emitClose(id: commID, reason: "no open comm \(JSONText.string(commID)) in this session")
                 return
             }
-            comm.stats.messagesIn.add(1, ordering: .relaxed)
-            let library = comm.handler.library
-            var offer: SessionPipelinedCall?
-            if library.worker != nil {
-                if library !== pipelinedLibrary { awaitPipelinedCalls() }
-                offer = SessionPipelinedCall(session: self, comm: comm, parent: currentParent, data: data, metadata: metadata, line: line)
-                CallContext.current.pipelineOffer = offer
-            } else {
-                awaitPipelinedCalls()
+            found._withUnsafeGuaranteedRef { comm in
+                Unmanaged.passUnretained(comm.handler)._withUnsafeGuaranteedRef { handler in
+                    deliver(data: data, metadata: metadata, buffers: buffers, to: comm, handler: handler, line: line)
+                }
             }
-            defer { if offer != nil { CallContext.current.pipelineOffer = nil } }
-            do {
-                try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
-                    Result { () throws(PluginCallError) in
-                        try timed(comm, "comm_msg", library: library, unless: offer) { () throws(PluginCallError) in
-                            try comm.handler.message(instance: comm.instance, comm: comm, message: message)
-                        }
-                    }
-                }.get()
-            } catch {
-                reportHandlerError(error, comm: comm, during: "comm_msg", line: line)
-            }
-            if offer?.wasDispatched == true { pipelinedLibrary = library }
         case .commClose:
             let parsed = scanned.inbound(in: frame)
             guard let comm = comms.withLock({ $0.removeValue(forKey: parsed.commID) }) else { return }
@@ -221,6 +209,55 @@ public final class Session: @unchecked Sendable {
                 content.withUnsafeBytes { encoder.raw(into: &out, msgType: "commhost_stats_reply", contentJSON: $0, parent: currentParent) }
             }
         }
+    }
+
+    /// Calls `handler`'s message callback for `comm` (a client's comm_msg)
+    /// with the frame's data, metadata and buffers, and counts it.
+    @inline(__always)
+    private func deliver(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, buffers: BufferList,
+                         to comm: Comm, handler: Handler, line: Int) {
+        let stats = comm.stats
+        stats.messagesIn.add(1, ordering: .relaxed)
+        let library = handler.library
+        guard library.worker == nil else {
+            return deliverToWorker(data: data, metadata: metadata, buffers: buffers, to: comm, line: line)
+        }
+        awaitPipelinedCalls()
+        let instance = comm.instance, handle = comm.opaque, unretained = Unmanaged<CommHandle>.passUnretained(comm)
+        let start = MonotonicClock.nanoseconds()
+        let failure = MessageView.with(data: data, metadata: metadata, buffers: buffers) { message -> PluginCallError? in
+            do throws(PluginCallError) {
+                try handler.message(instance: instance, comm: unretained, handle: handle, message: message)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        record(comm, "comm_msg", since: start, stats: stats, library: library)
+        if let failure { reportHandlerError(failure, comm: comm, during: "comm_msg", line: line) }
+    }
+
+    /// `deliver` for a comm served by a worker process: the call may be
+    /// pipelined (`SessionPipelinedCall`), and then records its own time.
+    private func deliverToWorker(data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, buffers: BufferList,
+                                 to comm: Comm, line: Int) {
+        let library = comm.handler.library
+        if library !== pipelinedLibrary { awaitPipelinedCalls() }
+        let offer = SessionPipelinedCall(session: self, comm: comm, parent: currentParent, data: data, metadata: metadata, line: line)
+        CallContext.current.pipelineOffer = offer
+        defer { CallContext.current.pipelineOffer = nil }
+        do {
+            try MessageView.with(data: data, metadata: metadata, buffers: buffers) { message in
+                Result { () throws(PluginCallError) in
+                    try timed(comm, "comm_msg", library: library, unless: offer) { () throws(PluginCallError) in
+                        try comm.handler.message(instance: comm.instance, comm: comm, message: message)
+                    }
+                }
+            }.get()
+        } catch {
+            reportHandlerError(error, comm: comm, during: "comm_msg", line: line)
+        }
+        if offer.wasDispatched { pipelinedLibrary = library }
     }
 
     private func clientOpen(_ frame: InboundFrame, data: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, line: Int) {
@@ -297,11 +334,19 @@ public final class Session: @unchecked Sendable {
     // MARK: Host functions (any thread)
 
     func pluginSend(on comm: Comm, from library: PluginLibrary, _ message: UnsafePointer<commhost_message>?) -> commhost_status {
-        let parent = callParent
-        let checked = checkOutgoing(message, commID: comm.id, parent: parent)
+        // Whether this thread is inside the serialized context, asked once
+        // for the parent header and both checks of the inbound bytes.
+        let owner = isOwner
+        let parent = owner ? currentParent : foreignCallParent
+        let inbound = owner ? currentInbound : nil
+        // The plugin's struct read once, for the check and for the frame.
+        let read = message.map(ABIStruct.message)
+        let checked = outgoing.checkOutgoing(read: read, commID: comm.id, parent: parent) {
+            isValidatedInbound($0, $1, owner: owner, inbound: inbound)
+        }
         guard checked == COMMHOST_OK else { return refused("send", checked, comm: comm, library: library) }
-        let status = withOutgoing(message) { data, metadata, buffers in
-            let oneLine = isOneLineInbound(data)
+        let status = OutgoingCheck.withOutgoing(read: read) { data, metadata, buffers in
+            let oneLine = isOneLineInbound(data, inbound: inbound)
             return emitChecked(comm: comm, from: library) { encoder, out in
                 encoder.commMsg(into: &out, commID: comm.id, data: data, metadata: metadata, buffers: buffers, parent: parent,
                                 dataIsOneLine: oneLine)
@@ -575,9 +620,18 @@ public final class Session: @unchecked Sendable {
     /// Records a callback's time in its target's stats (and warns of a slow
     /// in-process one). `library` is the comm's, when the caller has it at hand.
     private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64, library: PluginLibrary? = nil) {
+        record(comm, callback, since: start, stats: comm.stats, library: library ?? comm.handler.library)
+    }
+
+    @inline(__always)
+    private func record(_ comm: Comm, _ callback: StaticString, since start: UInt64, stats: StatsTarget, library: PluginLibrary) {
         let elapsed = MonotonicClock.nanoseconds() &- start
-        comm.stats.handlerTime.record(nanoseconds: elapsed)
-        let library = library ?? comm.handler.library
+        stats.handlerTime.record(nanoseconds: elapsed)
+        guard elapsed > library.slowCallbackNanoseconds else { return }
+        warnSlow(comm, callback, elapsed: elapsed, library: library)
+    }
+
+    private func warnSlow(_ comm: Comm, _ callback: StaticString, elapsed: UInt64, library: PluginLibrary) {
         if elapsed > library.slowCallbackNanoseconds && library.worker == nil {
             logger.warning("an in-process callback ran longer than handler_timeout_ms; it cannot be interrupted (isolation \"process\" can)",
                            [("session", .int(id)), ("target_name", .string(comm.targetName)), ("comm_id", .string(comm.id)),
@@ -635,7 +689,11 @@ public final class Session: @unchecked Sendable {
     /// pipelined call of this session (a worker's reader running its host
     /// calls), that call's frame; otherwise none (a plugin thread).
     private var callParent: UnsafeRawBufferPointer? {
-        if isOwner { return currentParent }
+        isOwner ? currentParent : foreignCallParent
+    }
+
+    /// `callParent` on a thread outside the serialized context.
+    private var foreignCallParent: UnsafeRawBufferPointer? {
         if let call = CallContext.current.pipelinedCall as? SessionPipelinedCall, call.session === self { return call.parent }
         return nil
     }
@@ -930,7 +988,11 @@ public final class Session: @unchecked Sendable {
     @inline(__always)
     private func checkOutgoing(_ message: UnsafePointer<commhost_message>?, commID: String, parent: UnsafeRawBufferPointer?,
                                extra: Int = 0) -> commhost_status {
-        outgoing.checkOutgoing(message, commID: commID, parent: parent, extra: extra) { isValidatedInbound($0, $1) }
+        let owner = isOwner
+        let inbound = owner ? currentInbound : nil
+        return outgoing.checkOutgoing(message, commID: commID, parent: parent, extra: extra) {
+            isValidatedInbound($0, $1, owner: owner, inbound: inbound)
+        }
     }
 
     /// Whether `(ptr, len)` is exactly the inbound `data` or `metadata` of the
@@ -939,14 +1001,17 @@ public final class Session: @unchecked Sendable {
     /// protocol's `echo_update`), so they need no second pass. In-process
     /// the very bytes (same address); from a worker, under a pipelined
     /// call, the same bytes as that call's frame had.
-    private func isValidatedInbound(_ ptr: UnsafePointer<CChar>, _ len: Int) -> Bool {
-        guard isOwner else {
+    /// `owner` says whether this thread is inside the serialized context;
+    /// `inbound` is then `currentInbound`.
+    @inline(__always)
+    private func isValidatedInbound(_ ptr: UnsafePointer<CChar>, _ len: Int, owner: Bool, inbound: InboundBytes?) -> Bool {
+        guard owner else {
             // A worker's reader running a send under a pipelined call: the
             // bytes are the worker's copy, compared with the frame's.
             guard let call = CallContext.current.pipelinedCall as? SessionPipelinedCall, call.session === self else { return false }
             return call.isInbound(UnsafeRawBufferPointer(start: ptr, count: len))
         }
-        guard let inbound = currentInbound else { return false }
+        guard let inbound else { return false }
         let address = UnsafeRawPointer(ptr)
         return (address == inbound.data.baseAddress && len == inbound.data.count)
             || (address == inbound.metadata.baseAddress && len == inbound.metadata.count)
@@ -954,9 +1019,11 @@ public final class Session: @unchecked Sendable {
 
     /// Whether `bytes` are the very `data` of the frame this thread is
     /// handling and that frame holds no line break (an echo), so the encoder
-    /// need not look for one.
-    private func isOneLineInbound(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !bytes.isEmpty, isOwner, let inbound = currentInbound, inbound.oneLine else { return false }
+    /// need not look for one. `inbound` is `currentInbound` when this thread
+    /// is inside the serialized context, else nil.
+    @inline(__always)
+    private func isOneLineInbound(_ bytes: UnsafeRawBufferPointer, inbound: InboundBytes?) -> Bool {
+        guard !bytes.isEmpty, let inbound, inbound.oneLine else { return false }
         return bytes.baseAddress == inbound.data.baseAddress && bytes.count == inbound.data.count
     }
 

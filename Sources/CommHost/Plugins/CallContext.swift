@@ -25,6 +25,16 @@ final class CallContext {
     /// Only its own thread touches a context, so this and `held` skip Swift's
     /// run-time exclusivity check (a `swift_beginAccess` on every run of frames).
     @exclusivity(unchecked) var batchDepth = 0
+    /// The handle (token) of the comm whose open or message callback is
+    /// running on this thread, 0 if none, and that comm, unretained: the
+    /// host holds the comm until its close callback, which never runs
+    /// during one of its other callbacks. A host function called with this
+    /// very token (a plugin's send from its message callback) takes the comm
+    /// from here instead of the handle table (`HostAPI`): a token equal to
+    /// a comm the host holds is valid by definition, so the check of ABI
+    /// requirement 14 holds, at no lock and no reference count.
+    var callCommToken: UInt = 0
+    var callComm: Unmanaged<CommHandle>?
     /// The channels holding this thread's frames.
     @exclusivity(unchecked) private var held: [any HeldFrames] = []
 
@@ -55,11 +65,23 @@ final class CallContext {
 
     /// This thread's context.
     static var current: CallContext {
+        currentUnretained.takeUnretainedValue()
+    }
+
+    /// This thread's context, without a reference count: the thread's key
+    /// holds it until the thread ends. For the per-message paths, with
+    /// `_withUnsafeGuaranteedRef` (`current` costs a retain and a release).
+    @inline(__always)
+    static var currentUnretained: Unmanaged<CallContext> {
         if let pointer = pthread_getspecific(key) {
-            return Unmanaged<CallContext>.fromOpaque(pointer).takeUnretainedValue()
+            return Unmanaged<CallContext>.fromOpaque(pointer)
         }
-        let context = CallContext()
-        pthread_setspecific(key, Unmanaged.passRetained(context).toOpaque())
+        return makeCurrent()
+    }
+
+    private static func makeCurrent() -> Unmanaged<CallContext> {
+        let context = Unmanaged.passRetained(CallContext())
+        pthread_setspecific(key, context.toOpaque())
         return context
     }
 }

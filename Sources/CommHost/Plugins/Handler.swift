@@ -62,14 +62,29 @@ public final class Handler: @unchecked Sendable {
     func open(comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) -> UnsafeMutableRawPointer? {
         var instance: UnsafeMutableRawPointer? = nil
         let state = library.libraryData
-        try library.call { openFn(raw, state, comm.opaque, message, &instance) }
+        let handle = comm.opaque
+        try library.call(on: Unmanaged.passUnretained(comm), handle: handle) {
+            openFn(raw, state, handle, message, &instance)
+        }
         return instance
     }
 
     /// Calls message, when the plugin has one.
+    @inline(__always)
     func message(instance: UnsafeMutableRawPointer?, comm: CommHandle, message: UnsafePointer<commhost_message>) throws(PluginCallError) {
+        try self.message(instance: instance, comm: Unmanaged.passUnretained(comm), handle: comm.opaque, message: message)
+    }
+
+    /// Calls message, when the plugin has one, for a comm the caller holds
+    /// (`handle` is its `opaque`). Everything the call needs is read before
+    /// it and the closure captures plain values only: capturing the handler
+    /// or the comm cost a retain and a release of each on every message.
+    @inline(__always)
+    func message(instance: UnsafeMutableRawPointer?, comm: Unmanaged<CommHandle>, handle: OpaquePointer,
+                 message: UnsafePointer<commhost_message>) throws(PluginCallError) {
         guard let messageFn else { return }
-        try library.call { messageFn(raw, instance, comm.opaque, message) }
+        let raw = raw
+        try library.call(on: comm, handle: handle) { messageFn(raw, instance, handle, message) }
     }
 
     /// Calls close, when the plugin has one.

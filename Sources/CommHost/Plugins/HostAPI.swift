@@ -149,7 +149,14 @@ enum HostAPI {
     private static func withComm(_ library: PluginLibrary, _ comm: OpaquePointer?, _ function: String,
                                  _ body: (PluginLibrary, CommHandle) -> commhost_status) -> commhost_status {
         guard !library.isRetired else { return COMMHOST_ECLOSED }
-        switch CommHandle.table.lookup(token(comm)) {
+        let token = token(comm)
+        // The comm whose callback runs on this thread (a send from its
+        // message callback): held by the host, so valid without a lookup.
+        let current = CallContext.currentUnretained._withUnsafeGuaranteedRef { context in
+            token == context.callCommToken && token != 0 ? context.callComm : nil
+        }
+        if let current { return current._withUnsafeGuaranteedRef { body(library, $0) } }
+        switch CommHandle.table.lookup(token) {
         case .live(let object): return body(library, object)
         case .ended:
             // Logged at debug, for `commhost try` and `inspect --check`: a call on a comm whose close already ran.

@@ -20,8 +20,18 @@ struct OutgoingCheck: Sendable {
     @inline(__always)
     func checkOutgoing(_ message: UnsafePointer<commhost_message>?, commID: String, parent: UnsafeRawBufferPointer?,
                        extra: Int = 0, isValidatedInbound: (UnsafePointer<CChar>, Int) -> Bool) -> commhost_status {
+        checkOutgoing(read: message.map(ABIStruct.message), commID: commID, parent: parent, extra: extra,
+                      isValidatedInbound: isValidatedInbound)
+    }
+
+    /// `checkOutgoing` of a message already read from the plugin's struct
+    /// (`ABIStruct.message`), so a send reads it once for the check and
+    /// the frame (`withOutgoing(read:)`).
+    @inline(__always)
+    func checkOutgoing(read message: commhost_message?, commID: String, parent: UnsafeRawBufferPointer?,
+                       extra: Int = 0, isValidatedInbound: (UnsafePointer<CChar>, Int) -> Bool) -> commhost_status {
         var size = commID.utf8.count + (parent?.count ?? 0) + extra
-        guard let m = message.map(ABIStruct.message) else { return size > maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
+        guard let m = message else { return size > maxFrameBytes ? COMMHOST_ELIMIT : COMMHOST_OK }
         guard m.struct_size >= ABIStruct.messageSize1_0 else { return COMMHOST_EINVAL }
         size += m.data.len + m.metadata.len
         // Each slice on its own, not a loop over `[m.data, m.metadata]`: that
@@ -63,8 +73,16 @@ struct OutgoingCheck: Sendable {
     static func withOutgoing(_ message: UnsafePointer<commhost_message>?,
                              _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status)
         -> commhost_status {
+        withOutgoing(read: message.map(ABIStruct.message), body)
+    }
+
+    /// `withOutgoing` of a message already read from the plugin's struct.
+    @inline(__always)
+    static func withOutgoing(read message: commhost_message?,
+                             _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, [UnsafeRawBufferPointer]) -> commhost_status)
+        -> commhost_status {
         let none = UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let m = message.map(ABIStruct.message) else { return body(none, none, []) }
+        guard let m = message else { return body(none, none, []) }
         let data = m.data.len > 0 ? UnsafeRawBufferPointer(start: m.data.ptr, count: m.data.len) : none
         let metadata = m.metadata.len > 0 ? UnsafeRawBufferPointer(start: m.metadata.ptr, count: m.metadata.len) : none
         var buffers: [UnsafeRawBufferPointer] = []

@@ -278,20 +278,41 @@ public final class PluginLibrary: @unchecked Sendable {
     /// in-flight count and error text; throws the status and text when the
     /// callback returns non-zero, and `COMMHOST_ECLOSED` without calling
     /// when the library has been retired.
+    /// With `comm` (an open or message callback of that comm, which the
+    /// host holds; `handle` is its `opaque`), the comm is this thread's
+    /// `CallContext.callComm` during the call, so the plugin's host calls on
+    /// it skip the handle table. Unretained, as the comm is held meanwhile.
     @inline(__always)
-    func call(_ body: () -> commhost_status) throws(PluginCallError) {
+    func call(on comm: Unmanaged<CommHandle>? = nil, handle: OpaquePointer? = nil,
+              _ body: () -> commhost_status) throws(PluginCallError) {
         inFlight.add(1, ordering: .sequentiallyConsistent)
         defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
         guard !retired.load(ordering: .sequentiallyConsistent) else {
             throw PluginCallError(status: COMMHOST_ECLOSED, text: "library \(name) is retired; the call was not made")
         }
-        try callUnchecked(body)
+        try callUnchecked(on: comm, handle: handle, body)
     }
 
     @inline(__always)
-    private func callUnchecked(_ body: () -> commhost_status) throws(PluginCallError) {
-        let context = CallContext.current
-        context.errorText = nil
+    private func callUnchecked(on comm: Unmanaged<CommHandle>?, handle: OpaquePointer?,
+                               _ body: () -> commhost_status) throws(PluginCallError) {
+        let failure = CallContext.currentUnretained._withUnsafeGuaranteedRef { context in
+            callUnchecked(on: comm, handle: handle, context: context, body)
+        }
+        if let failure { throw failure }
+    }
+
+    @inline(__always)
+    private func callUnchecked(on comm: Unmanaged<CommHandle>?, handle: OpaquePointer?, context: CallContext,
+                               _ body: () -> commhost_status) -> PluginCallError? {
+        if context.errorText != nil { context.errorText = nil }
+        // Saved and restored: a callback on this thread may be under another's.
+        let outerToken = context.callCommToken
+        let outerComm = context.callComm
+        if let comm, let handle {
+            context.callCommToken = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
+            context.callComm = comm
+        }
         let status: commhost_status
         if concurrent {
             status = body()
@@ -305,11 +326,14 @@ public final class PluginLibrary: @unchecked Sendable {
             status = body()
             gate.unlock()
         }
-        if status != COMMHOST_OK {
-            let text = context.errorText
-            context.errorText = nil
-            throw PluginCallError(status: status, text: text)
+        if comm != nil {
+            context.callCommToken = outerToken
+            context.callComm = outerComm
         }
+        guard status != COMMHOST_OK else { return nil }
+        let text = context.errorText
+        context.errorText = nil
+        return PluginCallError(status: status, text: text)
     }
 
     // MARK: Sessions
@@ -377,7 +401,7 @@ public final class PluginLibrary: @unchecked Sendable {
         }
         if let deinitFn {
             let state = self.libraryData
-            try? callUnchecked {
+            try? callUnchecked(on: nil, handle: nil) {
                 deinitFn(state)
                 return COMMHOST_OK
             }

@@ -43,11 +43,14 @@ final class OutboundQueue: @unchecked Sendable {
     /// What a direct write took from `pending`; only the thread holding `writing` touches it
     /// (so, as for the properties above, Swift's run-time exclusivity check is skipped).
     @exclusivity(unchecked) private var directBuffer: [UInt8] = []
-    /// Told, holding the lock, each time a writer has written. Unowned and
-    /// unchecked: the owner (the session) holds this queue in a private
-    /// property and every call into it comes through the owner, which is
-    /// therefore alive; a weak reference cost a `swift_weakLoadStrong`, a
-    /// retain and a release on every direct write (about 200 instructions).
+    /// Told, holding the lock, each time a writer has written. Not
+    /// retained, and not `weak`: the owner (the session) holds this queue in
+    /// a private property and every call into the queue comes through the
+    /// owner, so the owner outlives each use; a `weak` reference gave the
+    /// session a side table, which sent every retain and release of it
+    /// through the runtime's slow path (about 150 instructions a message),
+    /// and cost a `swift_weakLoadStrong`, a retain and a release on every
+    /// direct write.
     unowned(unsafe) var owner: (any OutboundQueueOwner)?
 
     /// Takes the lock that guards the queue.
