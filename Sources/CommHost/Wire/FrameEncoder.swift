@@ -225,28 +225,66 @@ public struct FrameEncoder: Sendable {
 
     /// A `jupyter` comm_msg without buffers (the usual reply), the same bytes as
     /// ``jupyterComm(_:_:commID:targetName:data:metadata:buffers:parent:)`` writes, with the
-    /// fixed text in as few pieces as it allows.
+    /// fixed text in as few pieces as it allows, written through one pointer after one check of
+    /// the room (``JSONWriter/withRoom(_:_:)``): the head (fixed text and message-id prefix),
+    /// the counter's digits, the parent token (a string token of a validated frame: no line
+    /// break can be in it), `metadata`, the comm id (escaped; a short clean id as one word) and
+    /// `data`.
     private mutating func jupyterCommMsg(into out: inout [UInt8], commID: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
                                          metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool) {
         let bound = fixedBound(parent) + data.count + metadata.count + JSONWriter.escapedBound(commID.count, times: 1)
         counter.increment()
         JSONWriter.append(to: &out, reserving: bound) { w in
-            w.bytes(commMsgHead)
-            counter.write(&w)
-            if let parent {
-                w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", .plain)
-                w.json(parent, .plain)
-                w.structure("},\"metadata\":", .plain)
-            } else {
-                w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", .plain)
+            if !dataIsOneLine || metadata.count > 2 {
+                // Text that may hold a line break goes through the writer's checked copies.
+                jupyterCommMsgPieces(&w, commID: commID, data: data, metadata: metadata, parent: parent, dataIsOneLine: dataIsOneLine)
+                return
             }
-            w.object(metadata, .plain)
-            w.structure(",\"content\":{\"comm_id\":\"", .plain)
-            w.escape(commID, times: 1)
-            w.structure("\",\"data\":", .plain)
-            w.object(data, .plain, oneLine: dataIsOneLine)
-            w.structure("},\"buffers\":[]}\n", .plain)
+            w.withRoom(bound) { start in
+                var p = start
+                commMsgHead.withUnsafeBytes { p = JSONWriter.put($0, at: p) }
+                p = counter.put(at: p)
+                if let parent {
+                    p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", at: p)
+                    p = JSONWriter.put(parent, at: p)
+                    p = JSONWriter.put("},\"metadata\":", at: p)
+                } else {
+                    p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", at: p)
+                }
+                // `metadata` here is empty or `{}` (the caller's check above).
+                p = JSONWriter.put("{},\"content\":{\"comm_id\":\"", at: p)
+                p = JSONWriter.putEscaped(commID, at: p)
+                p = JSONWriter.put("\",\"data\":", at: p)
+                if data.isEmpty {
+                    p = JSONWriter.put("{}", at: p)
+                } else {
+                    p = JSONWriter.put(data, at: p)
+                }
+                p = JSONWriter.put("},\"buffers\":[]}\n", at: p)
+                return start.distance(to: p)
+            }
         }
+    }
+
+    /// ``jupyterCommMsg(into:commID:data:metadata:parent:dataIsOneLine:)`` piece by piece, for
+    /// `data` or `metadata` that may hold a line break.
+    private func jupyterCommMsgPieces(_ w: inout JSONWriter, commID: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+                                      metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool) {
+        w.bytes(commMsgHead)
+        counter.write(&w)
+        if let parent {
+            w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", .plain)
+            w.json(parent, .plain)
+            w.structure("},\"metadata\":", .plain)
+        } else {
+            w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", .plain)
+        }
+        w.object(metadata, .plain)
+        w.structure(",\"content\":{\"comm_id\":\"", .plain)
+        w.escape(commID, times: 1)
+        w.structure("\",\"data\":", .plain)
+        w.object(data, .plain, oneLine: dataIsOneLine)
+        w.structure("},\"buffers\":[]}\n", .plain)
     }
 
     private mutating func jupyterComm(_ kind: CommKind, _ w: inout JSONWriter, commID: UnsafeRawBufferPointer,
@@ -384,6 +422,16 @@ private struct DecimalCounter {
             return true
         }
         if grew { length &+= 1 }
+    }
+
+    /// Writes the digits at `p` (room for 20 is there); returns the pointer after them.
+    @inline(__always)
+    func put(at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        withUnsafeBytes(of: text) { digits in
+            let n = length
+            UnsafeMutableRawPointer(p).copyMemory(from: digits.baseAddress! + (24 &- n), byteCount: n)
+        }
+        return p + length
     }
 
     /// Writes the digits.
