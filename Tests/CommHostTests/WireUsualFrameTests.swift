@@ -53,6 +53,13 @@ final class WireUsualFrameTests: XCTestCase {
         " { \"msg_type\" : \"comm_msg\" ,\t\"content\" : { \"comm_id\" : \"c\" , \"data\" : { \"v\" : [ 1 , 2 ] } } } ",
         "{\"msg_type\":\"comm_msg\",\r\n\"content\":{\"comm_id\":\"c\",\"data\":{\"v\":\n1}}}",
         #"{"msg_type":"comm_msg","content":{"comm_id":"c","data":{},"target_name":5,"target_module":[1]}}"#,
+        // The widget front end's order, compared as words, and its near misses.
+        "{\"header\":{\"msg_id\":\"m1\",\"msg_type\":\"comm_msg\"},\"content\":{\"comm_id\":\"c1000\",\"data\":{\"v\":\r\n1}}}",
+        #"{"header":{"msg_id":"m\"1\u0041","msg_type":"comm_msg"},"content":{"comm_id":"c\u0031é","data":{"method":"update","state":{}}}}"#,
+        #"{"header":{"msg_id":"","msg_type":"comm_msg"},"content":{"comm_id":"","data":{}}}"#,
+        #"{"header":{"msg_id":"m1","msg_type":"comm_close"},"content":{"comm_id":"c1000","data":{}}}"#,
+        #"{"header":{"msg_id":"m1","msg_type":"comm_msg"},"content":{"comm_id":"c1000","data":{}}} "#,
+        #"{"header":{"msg_id":"m1","msg_type":"comm_msg"},"content":{"comm_id":"c1000","data":{}},"metadata":{}}"#,
     ]
 
     func testTheUsualFramesTakeTheFastPathAndReadAsTheGeneralWalkReadsThem() {
@@ -134,7 +141,7 @@ final class WireUsualFrameTests: XCTestCase {
             let id = ids.randomElement(using: &random)!
             let value = data.randomElement(using: &random)!
             var bytes: [UInt8]
-            switch Int.random(in: 0..<5, using: &random) {
+            switch Int.random(in: 0..<6, using: &random) {
             case 0:
                 bytes = Array(#"{"msg_type":"comm_open","header":{"msg_id":"o"},"content":{"comm_id":"\#(id)","target_name":"\#(targets.randomElement(using: &random)!)","data":\#(value)}}"#.utf8)
             case 1:
@@ -145,6 +152,8 @@ final class WireUsualFrameTests: XCTestCase {
                 bytes = Array(#"{"msg_type":"comm_close","content":{"comm_id":"\#(id)"}}"#.utf8)
             case 3:
                 bytes = Array(Self.usualFrames.randomElement(using: &random)!.utf8)
+            case 4:
+                bytes = Array(#"{"header":{"msg_id":"\#(id)","msg_type":"comm_msg"},"content":{"comm_id":"\#(id)","data":\#(value)}}"#.utf8)
             default:
                 bytes = Array(#"{"msg_type":"comm_msg","content":{"comm_id":"\#(id)","data":\#(value)}}"#.utf8)
             }

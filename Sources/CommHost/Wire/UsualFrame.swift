@@ -129,10 +129,62 @@ enum UsualFrame {
         guard maxDepth >= 2 else { return false }
         var s = JSONScanner(frame, maxDepth: maxDepth)
         do throws(WireError) {
+            if try commonCommMsg(&s, into: &result) { return true }
+            s.pos = 0
             return try read(&s, dialect: dialect, into: &result)
         } catch {
             return false
         }
+    }
+
+    /// Whether the `count` bytes at `p` are the ones whose little-endian words at `offsets` are
+    /// `words` (the offsets cover all `count` bytes; the caller has checked they are there).
+    @inline(__always)
+    private static func bytes(_ s: JSONScanner, at p: Int, _ words: (UInt64, UInt64, UInt64), at offsets: (Int, Int, Int)) -> Bool {
+        word(s, p &+ offsets.0) == words.0 && word(s, p &+ offsets.1) == words.1 && word(s, p &+ offsets.2) == words.2
+    }
+
+    /// The commonest frame of all, a front end's comm_msg in the order widget front ends write
+    /// it, with no whitespace: `{"header":{"msg_id":ID,"msg_type":"comm_msg"},"content":
+    /// {"comm_id":ID,"data":{...}}}`, compared piece by piece as words. False (with `s` and
+    /// `result` to be reset or overwritten) at the first byte that differs; the walk in
+    /// ``read(_:dialect:into:)`` then reads the frame from its start.
+    @inline(__always)
+    private static func commonCommMsg(_ s: inout JSONScanner, into result: inout ScannedFrame) throws(WireError) -> Bool {
+        let n = s.count
+        // {"header":{"msg_id":
+        guard n >= 64, bytes(s, at: 0, (0x7265_6461_6568_227B, 0x5F67_736D_227B_3A22, 0x3A22_6469_5F67_736D), at: (0, 8, 12)),
+              s.base[20] == UInt8(ascii: "\"") else { return false }
+        s.pos = 20
+        let msgID = try s.scanString()
+        // ,"msg_type":"comm_msg"
+        var p = s.pos
+        guard p &+ 22 <= n, bytes(s, at: p, (0x7974_5F67_736D_222C, 0x3A22_6570_7974_5F67, 0x736D_5F6D_6D6F_6322), at: (0, 4, 12)),
+              word(s, p &+ 14) == 0x2267_736D_5F6D_6D6F else { return false }
+        p &+= 22
+        // },"content":{"comm_id":
+        guard p &+ 24 <= n, bytes(s, at: p, (0x6574_6E6F_6322_2C7D, 0x6F63_227B_3A22_746E, 0x3A22_6469_5F6D_6D6F), at: (0, 8, 15)),
+              s.base[p &+ 23] == UInt8(ascii: "\"") else { return false }
+        s.pos = p &+ 23
+        let commID = try s.scanString()
+        // ,"data":{
+        p = s.pos
+        guard p &+ 9 <= n, word(s, p) == 0x3A22_6174_6164_222C, s.base[p &+ 8] == UInt8(ascii: "{") else { return false }
+        let dataStart = p &+ 8
+        s.pos = dataStart
+        try s.skipValue(enclosingDepth: 2)
+        // }}
+        p = s.pos
+        guard p &+ 2 == n, s.base[p] == UInt8(ascii: "}"), s.base[p &+ 1] == UInt8(ascii: "}") else { return false }
+        result.kind = .commMsg
+        result.commID = commID
+        result.targetName = nil
+        result.data = ByteRange(start: dataStart, end: p)
+        result.metadata = nil
+        result.buffers = BufferList()
+        result.msgIDToken = msgID.range
+        result.hasLineBreak = s.sawLineBreak
+        return true
     }
 
     private static func read(_ s: inout JSONScanner, dialect: Dialect, into result: inout ScannedFrame) throws(WireError) -> Bool {
