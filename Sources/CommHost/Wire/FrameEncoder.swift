@@ -184,6 +184,7 @@ public struct FrameEncoder: Sendable {
     private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     /// Room for everything but the variable parts: structure, message id, parent token.
+    @inline(__always)
     private func fixedBound(_ parent: UnsafeRawBufferPointer?) -> Int {
         // The longest fixed text (shinywidgets comm_open, escaped) is under 300 bytes; the
         // message id adds the prefix and up to 20 digits; the parent token may double when
@@ -244,15 +245,14 @@ public struct FrameEncoder: Sendable {
                 var p = start
                 commMsgHead.withUnsafeBytes { p = JSONWriter.put($0, at: p) }
                 p = counter.put(at: p)
+                // `metadata` here is empty or `{}` (the check above).
                 if let parent {
                     p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", at: p)
                     p = JSONWriter.put(parent, at: p)
-                    p = JSONWriter.put("},\"metadata\":", at: p)
+                    p = JSONWriter.put("},\"metadata\":{},\"content\":{\"comm_id\":\"", at: p)
                 } else {
-                    p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", at: p)
+                    p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":{},\"content\":{\"comm_id\":\"", at: p)
                 }
-                // `metadata` here is empty or `{}` (the caller's check above).
-                p = JSONWriter.put("{},\"content\":{\"comm_id\":\"", at: p)
                 p = JSONWriter.putEscaped(commID, at: p)
                 p = JSONWriter.put("\",\"data\":", at: p)
                 if data.isEmpty {
@@ -401,16 +401,17 @@ public struct FrameEncoder: Sendable {
 private struct DecimalCounter {
     /// Frames counted so far.
     private(set) var value: UInt64 = 0
-    /// The ASCII digits of `value`, right-aligned in 24 bytes (a UInt64 has at most 20).
+    /// The ASCII digits of `value`, left-aligned in 24 bytes (a UInt64 has at most 20), so they
+    /// can be stored as three words and the pointer moved by `length`.
     private var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
     private var length = 0
 
     mutating func increment() {
         value &+= 1
-        let start = 24 &- length
+        let n = length
         let grew = withUnsafeMutableBytes(of: &text) { digits -> Bool in
-            var i = 23
-            while i >= start {
+            var i = n &- 1
+            while i >= 0 {
                 if digits[i] != UInt8(ascii: "9") {
                     digits[i] &+= 1
                     return false
@@ -418,26 +419,29 @@ private struct DecimalCounter {
                 digits[i] = UInt8(ascii: "0")
                 i &-= 1
             }
-            digits[i] = UInt8(ascii: "1")
+            // All nines (or no digits yet): one more digit, 1 followed by zeros.
+            digits[0] = UInt8(ascii: "1")
+            if n > 0 { digits[n] = UInt8(ascii: "0") }
             return true
         }
         if grew { length &+= 1 }
     }
 
-    /// Writes the digits at `p` (room for 20 is there); returns the pointer after them.
+    /// Writes the digits at `p`, where room for 24 bytes is (it stores all three words);
+    /// returns the pointer after the digits.
     @inline(__always)
     func put(at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
-        withUnsafeBytes(of: text) { digits in
-            let n = length
-            UnsafeMutableRawPointer(p).copyMemory(from: digits.baseAddress! + (24 &- n), byteCount: n)
-        }
+        let raw = UnsafeMutableRawPointer(p)
+        raw.storeBytes(of: text.0, as: UInt64.self)
+        raw.storeBytes(of: text.1, toByteOffset: 8, as: UInt64.self)
+        raw.storeBytes(of: text.2, toByteOffset: 16, as: UInt64.self)
         return p + length
     }
 
     /// Writes the digits.
     func write(_ w: inout JSONWriter) {
         withUnsafeBytes(of: text) { digits in
-            w.bytes(UnsafeRawBufferPointer(start: digits.baseAddress! + (24 &- length), count: length))
+            w.bytes(UnsafeRawBufferPointer(start: digits.baseAddress!, count: length))
         }
     }
 }

@@ -116,7 +116,8 @@ struct JSONWriter {
     /// after it.
     @inline(__always)
     static func put(_ text: StaticString, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
-        copy(from: UnsafeRawPointer(text.utf8Start), to: p, count: text.utf8CodeUnitCount)
+        // The length of a literal is a constant here, so this copy compiles to a few moves.
+        UnsafeMutableRawPointer(p).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
         return p + text.utf8CodeUnitCount
     }
 
