@@ -8,14 +8,16 @@ import Glibc
 /// member of an unexpected type, another message type, a buffer spelled with escapes) or "not
 /// valid" (any scanner error, a base64 error); the general walk then reads the frame again and
 /// decides everything, every error and its message included. So this path never words an error
-/// and can only be faster, never different: `WireFrameParserTests` runs both paths over every
-/// frame of the parser's tests, the shared JSON table and a fuzz corpus, and checks they agree.
+/// and can only be faster, never different: `WireUsualFrameTests` runs both paths over the
+/// usual frames and their near misses and a fuzz corpus, and `WireJSONTests` (the shared JSON
+/// table) and `WireFrameParserTests` (every frame they parse) check they agree too.
 ///
-/// What makes it cheap: member names are recognised by comparing the 8-byte word after the
-/// opening quote (no token compare, no `MemberNames` set: each name is a known one, and a bit per
-/// name catches a repeat), the state is a handful of locals, and the values are checked with the
-/// same ``JSONScanner`` primitives the general walk uses (so positions, depth and line breaks
-/// are counted the same way).
+/// What makes it cheap: the widget front end's comm_msg, the commonest frame, is compared as
+/// words whole (``commonCommMsg(_:into:)``); any other frame is walked member by member, names
+/// recognised by comparing the 8-byte word after the opening quote (no token compare, no
+/// `MemberNames` set: each name is a known one, and a bit per name catches a repeat). The state
+/// is a handful of locals, and the values are checked with the same ``JSONScanner`` primitives
+/// the general walk uses (so positions, depth and line breaks are counted the same way).
 enum UsualFrame {
     /// Bits for the members seen (one per name, across the three objects).
     private static let msgTypeBit: UInt32 = 1 << 0
@@ -130,7 +132,7 @@ enum UsualFrame {
         var s = JSONScanner(frame, maxDepth: maxDepth)
         do throws(WireError) {
             if try commonCommMsg(&s, into: &result) { return true }
-            s.pos = 0
+            s = JSONScanner(frame, maxDepth: maxDepth) // afresh: the attempt may have counted a line break
             return try read(&s, dialect: dialect, into: &result)
         } catch {
             return false
