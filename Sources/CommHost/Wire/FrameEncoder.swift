@@ -236,7 +236,9 @@ public struct FrameEncoder: Sendable {
         let bound = fixedBound(parent) + data.count + metadata.count + JSONWriter.escapedBound(commID.count, times: 1)
         counter.increment()
         JSONWriter.append(to: &out, reserving: bound) { w in
-            if !dataIsOneLine || metadata.count > 2 {
+            let emptyMetadata = metadata.isEmpty
+                || (metadata.count == 2 && UInt16(littleEndian: metadata.loadUnaligned(as: UInt16.self)) == 0x7D7B) // {}
+            if !dataIsOneLine || !emptyMetadata {
                 // Text that may hold a line break goes through the writer's checked copies.
                 jupyterCommMsgPieces(&w, commID: commID, data: data, metadata: metadata, parent: parent, dataIsOneLine: dataIsOneLine)
                 return
@@ -245,7 +247,7 @@ public struct FrameEncoder: Sendable {
                 var p = start
                 commMsgHead.withUnsafeBytes { p = JSONWriter.put($0, at: p) }
                 p = counter.put(at: p)
-                // `metadata` here is empty or `{}` (the check above).
+                // `metadata` here is empty or exactly `{}` (the check above).
                 if let parent {
                     p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", at: p)
                     p = JSONWriter.put(parent, at: p)
