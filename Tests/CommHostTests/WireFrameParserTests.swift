@@ -11,6 +11,7 @@ final class WireFrameParserTests: XCTestCase {
                        file: StaticString = #filePath, line: UInt = #line,
                        _ body: (InboundFrame, [UInt8]) -> Void = { _, _ in }) {
         let bytes = Array(text.utf8)
+        WireUsualFrameTests.checkAgreement(bytes, parser ?? jupyter, file: file, line: line)
         do {
             body(try (parser ?? jupyter).parse(bytes), bytes)
         } catch {
@@ -28,6 +29,7 @@ final class WireFrameParserTests: XCTestCase {
     }
 
     private func error(bytes: [UInt8], _ parser: FrameParser? = nil) -> WireError? {
+        WireUsualFrameTests.checkAgreement(bytes, parser ?? jupyter)
         do {
             _ = try (parser ?? jupyter).parse(bytes)
             return nil

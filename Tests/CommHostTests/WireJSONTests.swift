@@ -49,6 +49,13 @@ final class WireJSONTests: XCTestCase {
             domAccepted = false
         }
         XCTAssertEqual(domAccepted, accepted, "JSONDocument and JSONValidator disagree on \(note)", file: file, line: line)
+        // The frame parser's fast path and its general walk agree on the text as `data` and
+        // as `metadata` (the same nesting limit for the text as above).
+        let parser = FrameParser(dialect: .jupyter, limits: WireLimits(maxDepth: maxDepth + 2))
+        let asData = Array(#"{"msg_type":"comm_msg","content":{"comm_id":"c","data":"#.utf8) + document + Array("}}".utf8)
+        let asMetadata = Array(#"{"msg_type":"comm_msg","content":{"comm_id":"c"},"metadata":"#.utf8) + document + [UInt8(ascii: "}")]
+        WireUsualFrameTests.checkAgreement(asData, parser, note: note, file: file, line: line)
+        WireUsualFrameTests.checkAgreement(asMetadata, parser, note: note, file: file, line: line)
     }
 
     private func checkValues(_ rows: [Row], file: StaticString = #filePath, line: UInt = #line) {

@@ -184,6 +184,7 @@ public struct FrameEncoder: Sendable {
     private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     /// Room for everything but the variable parts: structure, message id, parent token.
+    @inline(__always)
     private func fixedBound(_ parent: UnsafeRawBufferPointer?) -> Int {
         // The longest fixed text (shinywidgets comm_open, escaped) is under 300 bytes; the
         // message id adds the prefix and up to 20 digits; the parent token may double when
@@ -225,28 +226,67 @@ public struct FrameEncoder: Sendable {
 
     /// A `jupyter` comm_msg without buffers (the usual reply), the same bytes as
     /// ``jupyterComm(_:_:commID:targetName:data:metadata:buffers:parent:)`` writes, with the
-    /// fixed text in as few pieces as it allows.
+    /// fixed text in as few pieces as it allows, written through one pointer after one check of
+    /// the room (``JSONWriter/withRoom(_:_:)``): the head (fixed text and message-id prefix),
+    /// the counter's digits, the parent token (a string token of a validated frame: no line
+    /// break can be in it), `metadata`, the comm id (escaped; a short clean id as one word) and
+    /// `data`.
     private mutating func jupyterCommMsg(into out: inout [UInt8], commID: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
                                          metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool) {
         let bound = fixedBound(parent) + data.count + metadata.count + JSONWriter.escapedBound(commID.count, times: 1)
         counter.increment()
         JSONWriter.append(to: &out, reserving: bound) { w in
-            w.bytes(commMsgHead)
-            counter.write(&w)
-            if let parent {
-                w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", .plain)
-                w.json(parent, .plain)
-                w.structure("},\"metadata\":", .plain)
-            } else {
-                w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", .plain)
+            let emptyMetadata = metadata.isEmpty
+                || (metadata.count == 2 && UInt16(littleEndian: metadata.loadUnaligned(as: UInt16.self)) == 0x7D7B) // {}
+            if !dataIsOneLine || !emptyMetadata {
+                // Text that may hold a line break goes through the writer's checked copies.
+                jupyterCommMsgPieces(&w, commID: commID, data: data, metadata: metadata, parent: parent, dataIsOneLine: dataIsOneLine)
+                return
             }
-            w.object(metadata, .plain)
-            w.structure(",\"content\":{\"comm_id\":\"", .plain)
-            w.escape(commID, times: 1)
-            w.structure("\",\"data\":", .plain)
-            w.object(data, .plain, oneLine: dataIsOneLine)
-            w.structure("},\"buffers\":[]}\n", .plain)
+            w.withRoom(bound) { start in
+                var p = start
+                commMsgHead.withUnsafeBytes { p = JSONWriter.put($0, at: p) }
+                p = counter.put(at: p)
+                // `metadata` here is empty or exactly `{}` (the check above).
+                if let parent {
+                    p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", at: p)
+                    p = JSONWriter.put(parent, at: p)
+                    p = JSONWriter.put("},\"metadata\":{},\"content\":{\"comm_id\":\"", at: p)
+                } else {
+                    p = JSONWriter.put("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":{},\"content\":{\"comm_id\":\"", at: p)
+                }
+                p = JSONWriter.putEscaped(commID, at: p)
+                p = JSONWriter.put("\",\"data\":", at: p)
+                if data.isEmpty {
+                    p = JSONWriter.put("{}", at: p)
+                } else {
+                    p = JSONWriter.put(data, at: p)
+                }
+                p = JSONWriter.put("},\"buffers\":[]}\n", at: p)
+                return start.distance(to: p)
+            }
         }
+    }
+
+    /// ``jupyterCommMsg(into:commID:data:metadata:parent:dataIsOneLine:)`` piece by piece, for
+    /// `data` or `metadata` that may hold a line break.
+    private func jupyterCommMsgPieces(_ w: inout JSONWriter, commID: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+                                      metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool) {
+        w.bytes(commMsgHead)
+        counter.write(&w)
+        if let parent {
+            w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", .plain)
+            w.json(parent, .plain)
+            w.structure("},\"metadata\":", .plain)
+        } else {
+            w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", .plain)
+        }
+        w.object(metadata, .plain)
+        w.structure(",\"content\":{\"comm_id\":\"", .plain)
+        w.escape(commID, times: 1)
+        w.structure("\",\"data\":", .plain)
+        w.object(data, .plain, oneLine: dataIsOneLine)
+        w.structure("},\"buffers\":[]}\n", .plain)
     }
 
     private mutating func jupyterComm(_ kind: CommKind, _ w: inout JSONWriter, commID: UnsafeRawBufferPointer,
@@ -363,16 +403,17 @@ public struct FrameEncoder: Sendable {
 private struct DecimalCounter {
     /// Frames counted so far.
     private(set) var value: UInt64 = 0
-    /// The ASCII digits of `value`, right-aligned in 24 bytes (a UInt64 has at most 20).
+    /// The ASCII digits of `value`, left-aligned in 24 bytes (a UInt64 has at most 20), so they
+    /// can be stored as three words and the pointer moved by `length`.
     private var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
     private var length = 0
 
     mutating func increment() {
         value &+= 1
-        let start = 24 &- length
+        let n = length
         let grew = withUnsafeMutableBytes(of: &text) { digits -> Bool in
-            var i = 23
-            while i >= start {
+            var i = n &- 1
+            while i >= 0 {
                 if digits[i] != UInt8(ascii: "9") {
                     digits[i] &+= 1
                     return false
@@ -380,16 +421,29 @@ private struct DecimalCounter {
                 digits[i] = UInt8(ascii: "0")
                 i &-= 1
             }
-            digits[i] = UInt8(ascii: "1")
+            // All nines (or no digits yet): one more digit, 1 followed by zeros.
+            digits[0] = UInt8(ascii: "1")
+            if n > 0 { digits[n] = UInt8(ascii: "0") }
             return true
         }
         if grew { length &+= 1 }
     }
 
+    /// Writes the digits at `p`, where room for 24 bytes is (it stores all three words);
+    /// returns the pointer after the digits.
+    @inline(__always)
+    func put(at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        let raw = UnsafeMutableRawPointer(p)
+        raw.storeBytes(of: text.0, as: UInt64.self)
+        raw.storeBytes(of: text.1, toByteOffset: 8, as: UInt64.self)
+        raw.storeBytes(of: text.2, toByteOffset: 16, as: UInt64.self)
+        return p + length
+    }
+
     /// Writes the digits.
     func write(_ w: inout JSONWriter) {
         withUnsafeBytes(of: text) { digits in
-            w.bytes(UnsafeRawBufferPointer(start: digits.baseAddress! + (24 &- length), count: length))
+            w.bytes(UnsafeRawBufferPointer(start: digits.baseAddress!, count: length))
         }
     }
 }

@@ -42,10 +42,22 @@ public struct FrameParser: Sendable {
     }
 
     /// Parses and validates one frame as ``parse(_:)`` does, leaving its strings as tokens.
+    ///
+    /// The usual frame takes ``UsualFrame``'s straight-line walk; anything else (and every frame
+    /// that walk declines, every refused one included) takes the general walk, which decides
+    /// every error.
     func scan(_ frame: UnsafeRawBufferPointer) throws(WireError) -> ScannedFrame {
         guard frame.count <= limits.maxFrameBytes else {
             throw WireError(.frameTooLong, "frame is \(frame.count) bytes; the limit is \(limits.maxFrameBytes)")
         }
+        var result = ScannedFrame(kind: .commMsg, buffers: BufferList(), msgIDToken: nil)
+        if UsualFrame.scan(frame, dialect: dialect, maxDepth: limits.maxDepth, into: &result) { return result }
+        return try scanGeneral(frame)
+    }
+
+    /// ``scan(_:)`` without the fast path: the general walk alone (the caller has checked the
+    /// frame's length). Tests run it beside ``UsualFrame`` to check they agree.
+    func scanGeneral(_ frame: UnsafeRawBufferPointer) throws(WireError) -> ScannedFrame {
         var scan = FrameScan(scanner: JSONScanner(frame, maxDepth: limits.maxDepth))
         try scan.readEnvelope()
         let kind = try scan.messageKind(dialect: dialect)

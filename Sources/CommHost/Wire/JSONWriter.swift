@@ -69,7 +69,7 @@ struct JSONWriter {
     /// Copies `n` bytes; runs of up to 64 bytes (most of a frame's pieces) without a call into
     /// libc, and never reading outside `[source, source + n)`.
     @inline(__always)
-    private static func copy(from source: UnsafeRawPointer, to target: UnsafeMutablePointer<UInt8>, count n: Int) {
+    static func copy(from source: UnsafeRawPointer, to target: UnsafeMutablePointer<UInt8>, count n: Int) {
         let to = UnsafeMutableRawPointer(target)
         if n >= 8 && n <= 64 {
             var i = 0
@@ -92,6 +92,58 @@ struct JSONWriter {
         } else {
             to.copyMemory(from: source, byteCount: n)
         }
+    }
+
+    /// Hands `body` the next `n` bytes of room (checked once, here) to write through a pointer;
+    /// `body` returns how many it wrote, at most `n`.
+    @inline(__always)
+    mutating func withRoom(_ n: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        precondition(n <= capacity &- count, "JSONWriter: frame larger than the bound reserved for it")
+        let written = body(base + count)
+        precondition(written <= n, "JSONWriter: frame larger than the bound reserved for it")
+        count &+= written
+    }
+
+    /// Copies `raw` to `p` (inside room the caller checked); returns the pointer after it.
+    @inline(__always)
+    static func put(_ raw: UnsafeRawBufferPointer, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        guard let source = raw.baseAddress, raw.count > 0 else { return p }
+        copy(from: source, to: p, count: raw.count)
+        return p + raw.count
+    }
+
+    /// Copies the ASCII text `text` to `p` (inside room the caller checked); returns the pointer
+    /// after it.
+    @inline(__always)
+    static func put(_ text: StaticString, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        // The length of a literal is a constant here, so this copy compiles to a few moves.
+        UnsafeMutableRawPointer(p).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+        return p + text.utf8CodeUnitCount
+    }
+
+    /// `raw` escaped once as the contents of a JSON string at `p`, inside room the caller
+    /// checked for ``escapedBound(_:times:)`` bytes and 8 more; returns the pointer after it.
+    /// An id of up to 8 bytes with nothing to escape (the usual comm id) is checked and stored
+    /// as one word.
+    @inline(__always)
+    static func putEscaped(_ raw: UnsafeRawBufferPointer, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        let n = raw.count
+        if n >= 4 && n <= 8, let source = raw.baseAddress {
+            // The n bytes as one word (two overlapping 4-byte loads), the bytes past n set to a
+            // letter so only the id's own bytes can ask for an escape.
+            let low = UInt64(UInt32(littleEndian: source.loadUnaligned(as: UInt32.self)))
+            let high = UInt64(UInt32(littleEndian: source.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)))
+            let word = low | high << UInt64(8 &* (n &- 4))
+            let used: UInt64 = n == 8 ? ~0 : (1 << UInt64(8 &* n)) &- 1
+            let padded = (word & used) | (0x6161_6161_6161_6161 & ~used)
+            if escapeMask(padded) == 0 {
+                UnsafeMutableRawPointer(p).storeBytes(of: padded.littleEndian, as: UInt64.self)
+                return p + n
+            }
+        }
+        var writer = JSONWriter(base: p, capacity: escapedBound(n, times: 1))
+        writer.escape(raw, times: 1)
+        return p + writer.count
     }
 
     @inline(__always)
@@ -301,7 +353,7 @@ struct JSONWriter {
     /// Top bit set in each of the 8 bytes that is `"`, `\` or below 0x20; the lowest set bit is
     /// exact (higher ones may be borrows).
     @inline(__always)
-    private static func escapeMask(_ w: UInt64) -> UInt64 {
+    static func escapeMask(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let quote = w ^ (ones &* 0x22)
         let backslash = w ^ (ones &* 0x5C)

@@ -4,7 +4,7 @@
 /// The session looks a `comm_msg`'s comm up by the raw bytes of its id (``withCommID(in:_:)``),
 /// so the message on the hot path builds no `String`; every other frame becomes an
 /// ``InboundFrame`` (``inbound(in:)``). Ranges and tokens index the scanned frame's bytes.
-struct ScannedFrame {
+struct ScannedFrame: Equatable {
     /// The message.
     var kind: InboundKind
     /// The `content.comm_id` token; nil for `comm_info_request` and `commhost_stats_request`.

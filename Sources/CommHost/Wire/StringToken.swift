@@ -1,5 +1,5 @@
 /// A JSON string token the scanner found: `[start, end)` covers it including both quotes.
-struct StringToken: Sendable {
+struct StringToken: Sendable, Equatable {
     /// Offset of the opening quote.
     var start: Int
     /// Offset one past the closing quote.
