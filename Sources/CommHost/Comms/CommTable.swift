@@ -140,6 +140,12 @@ struct CommTable<Comm: AnyObject & Identifiable> where Comm.ID == String {
                 i &+= 8
             }
             h = mix(h ^ bytes.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self), 0xE703_7ED1_A0B4_28DB)
+        } else if n >= 4 {
+            // Two overlapping 4-byte loads: on this little-endian target the same word the byte
+            // loop below builds, in two loads instead of n (the ids of 4 to 7 bytes).
+            let low = UInt64(bytes.loadUnaligned(as: UInt32.self))
+            let high = UInt64(bytes.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
+            h = mix(h ^ (low | high << UInt64(8 &* (n &- 4))), 0xE703_7ED1_A0B4_28DB)
         } else if n > 0 {
             var word: UInt64 = 0
             for i in 0..<n { word |= UInt64(bytes[i]) << UInt64(i &* 8) }

@@ -408,7 +408,23 @@ private struct DecimalCounter {
     private var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
     private var length = 0
 
+    /// Adds one. The usual step (the last digit is not a 9) is inlined; a carry goes out of line.
+    @inline(__always)
     mutating func increment() {
+        let n = length
+        if n > 0 {
+            let last = withUnsafeBytes(of: &text) { $0[n &- 1] }
+            if last != UInt8(ascii: "9") {
+                value &+= 1
+                withUnsafeMutableBytes(of: &text) { $0[n &- 1] = last &+ 1 }
+                return
+            }
+        }
+        incrementCarrying()
+    }
+
+    @inline(never)
+    private mutating func incrementCarrying() {
         value &+= 1
         let n = length
         let grew = withUnsafeMutableBytes(of: &text) { digits -> Bool in
