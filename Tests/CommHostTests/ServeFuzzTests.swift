@@ -6,26 +6,15 @@ import XCTest
 /// ids, data and buffers, mixed with mutated bytes) leave the host answering,
 /// writing only frames to stdout and exiting 0.
 final class ServeFuzzTests: XCTestCase {
-    /// SplitMix64: a small seeded generator, so every run sends the same bytes.
-    private struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    // The ids, targets and data the frames are made of (`WireUsualFrameTests` fuzzes the parser with them too).
+    static let ids = ["a", "b", "c", "", String(repeating: "x", count: 40), "é", #"a\"b"#]
+    static let targets = ["commhost.echo", "commhost.counter", "nope", ""]
+    static let data = [#"{}"#, #"{"value":3}"#, #"{"value":"s"}"#, #"{"value":1e308}"#,
+                       #"{"method":"increment","by":2}"#, #"{"method":"increment","by":4611686018427387904}"#,
+                       #"{"method":"increment","by":"x"}"#, #"{"method":"request_state"}"#, #"{"method":3}"#,
+                       #"{"x":[1,{"y":null}],"\u00e9":"\ud83d\ude00"}"#]
 
-    private static let ids = ["a", "b", "c", "", String(repeating: "x", count: 40), "é", #"a\"b"#]
-    private static let targets = ["commhost.echo", "commhost.counter", "nope", ""]
-    private static let data = [#"{}"#, #"{"value":3}"#, #"{"value":"s"}"#, #"{"value":1e308}"#,
-                               #"{"method":"increment","by":2}"#, #"{"method":"increment","by":4611686018427387904}"#,
-                               #"{"method":"increment","by":"x"}"#, #"{"method":"request_state"}"#, #"{"method":3}"#,
-                               #"{"x":[1,{"y":null}],"\u00e9":"\ud83d\ude00"}"#]
-
-    private func frame(_ random: inout Seeded) -> Data {
+    private func frame(_ random: inout SplitMix64) -> Data {
         let id = Self.ids.randomElement(using: &random)!
         let data = Self.data.randomElement(using: &random)!
         let text: String
@@ -58,7 +47,7 @@ final class ServeFuzzTests: XCTestCase {
 
     func testSixThousandRandomFramesLeaveTheHostServing() throws {
         let host = try ServeHarness(self, arguments: ["serve", "--manifest", TestSupport.repoRoot + "/manifest/commhost.json"])
-        var random = Seeded(state: 0xC0FFEE)
+        var random = SplitMix64(seed: 0xC0FFEE)
         for _ in 0..<6_000 {
             host.send(bytes: frame(&random))
         }

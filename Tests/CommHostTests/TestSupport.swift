@@ -128,3 +128,17 @@ enum TestSupport {
     /// Path of a fixture under Tests/CommHostTests/Fixtures.
     static func fixture(_ name: String) -> String { repoRoot + "/Tests/CommHostTests/Fixtures/" + name }
 }
+
+/// SplitMix64, a small seeded generator: every run makes the same values, so a
+/// failing random case can be replayed (the fuzz tests and the codec tests use it).
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}

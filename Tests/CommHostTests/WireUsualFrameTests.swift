@@ -114,28 +114,11 @@ final class WireUsualFrameTests: XCTestCase {
         for text in Self.usualFrames { Self.checkAgreement(Array(text.utf8), short, note: "60-byte limit") }
     }
 
-    /// SplitMix64, as `ServeFuzzTests` seeds its frames.
-    private struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// `ServeFuzzTests`' frames (its ids, data and buffers, and its byte mutations) and the usual
     /// frames above mutated the same way: both paths agree on every one.
     func testBothPathsAgreeOnAFuzzCorpus() {
-        let ids = ["a", "b", "c", "", String(repeating: "x", count: 40), "é", #"a\"b"#]
-        let targets = ["commhost.echo", "commhost.counter", "nope", ""]
-        let data = [#"{}"#, #"{"value":3}"#, #"{"value":"s"}"#, #"{"value":1e308}"#,
-                    #"{"method":"increment","by":2}"#, #"{"method":"increment","by":4611686018427387904}"#,
-                    #"{"method":"increment","by":"x"}"#, #"{"method":"request_state"}"#, #"{"method":3}"#,
-                    #"{"x":[1,{"y":null}],"\u00e9":"\ud83d\ude00"}"#]
-        var random = Seeded(state: 0xC0FFEE)
+        let ids = ServeFuzzTests.ids, targets = ServeFuzzTests.targets, data = ServeFuzzTests.data
+        var random = SplitMix64(seed: 0xC0FFEE)
         var taken = 0
         for i in 0..<30_000 {
             let id = ids.randomElement(using: &random)!
