@@ -274,15 +274,9 @@ public struct FrameEncoder: Sendable {
                                       metadata: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer?, dataIsOneLine: Bool) {
         w.bytes(commMsgHead)
         counter.write(&w)
-        if let parent {
-            w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{\"msg_id\":", .plain)
-            w.json(parent, .plain)
-            w.structure("},\"metadata\":", .plain)
-        } else {
-            w.structure("\",\"msg_type\":\"comm_msg\"},\"parent_header\":{},\"metadata\":", .plain)
-        }
-        w.object(metadata, .plain)
-        w.structure(",\"content\":{\"comm_id\":\"", .plain)
+        w.structure("\",\"msg_type\":\"comm_msg", .plain)
+        Self.jupyterParentAndMetadata(&w, metadata: metadata, parent: parent)
+        w.structure("{\"comm_id\":\"", .plain)
         w.escape(commID, times: 1)
         w.structure("\",\"data\":", .plain)
         w.object(data, .plain, oneLine: dataIsOneLine)
@@ -386,6 +380,14 @@ public struct FrameEncoder: Sendable {
         counter.write(&w)
         w.structure("\",\"msg_type\":\"", .plain)
         if escapeType { w.escape(type, times: 1) } else { w.bytes(type) }
+        Self.jupyterParentAndMetadata(&w, metadata: metadata, parent: parent)
+    }
+
+    /// A `jupyter` frame from the closing quote of its `msg_type` to `"content":`: the
+    /// header's end, the parent header (the parent's `msg_id` token, or `{}`) and the metadata.
+    @inline(__always)
+    private static func jupyterParentAndMetadata(_ w: inout JSONWriter, metadata: UnsafeRawBufferPointer,
+                                                 parent: UnsafeRawBufferPointer?) {
         if let parent {
             w.structure("\"},\"parent_header\":{\"msg_id\":", .plain)
             w.json(parent, .plain)
